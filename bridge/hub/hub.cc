@@ -1,0 +1,349 @@
+#include "bridge/hub/hub.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "bridge/common/log.h"
+
+namespace bridge::hub {
+namespace {
+
+// Returns `list` without `s`, or null if `s` was not in it.
+std::shared_ptr<const std::vector<std::shared_ptr<Subscriber>>> Without(
+    const std::vector<std::shared_ptr<Subscriber>>& list, const std::shared_ptr<Subscriber>& s) {
+  auto it = std::find(list.begin(), list.end(), s);
+  if (it == list.end()) return nullptr;
+  auto out = std::make_shared<std::vector<std::shared_ptr<Subscriber>>>();
+  out->reserve(list.size() - 1);
+  out->insert(out->end(), list.begin(), it);
+  out->insert(out->end(), it + 1, list.end());
+  return out;
+}
+
+void AddNotify(std::shared_ptr<Sink> sink, std::vector<std::shared_ptr<Sink>>* notify) {
+  if (sink != nullptr) notify->push_back(std::move(sink));
+}
+
+}  // namespace
+
+Hub::Hub(const HubOptions& options, Upstream* upstream) : options_(options), upstream_(upstream) {
+  upstream_->SetListener(this);
+}
+
+Hub::~Hub() = default;
+
+absl::node_hash_map<std::string, Hub::TopicState>& Hub::MapFor(TopicKind kind) {
+  return kind == TopicKind::kPattern ? patterns_ : channels_;
+}
+
+Hub::TopicState* Hub::Find(const Topic& topic) {
+  auto& map = MapFor(topic.kind);
+  auto it = map.find(topic.name);
+  return it == map.end() ? nullptr : &it->second;
+}
+
+absl::Status Hub::ValidateName(std::string_view what, std::string_view name) const {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrFormat("empty %s name", what));
+  if (name.size() > options_.max_topic_length) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s name is %d bytes, the limit is %d", what,
+                                                      name.size(), options_.max_topic_length));
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s name contains a control character", what));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Subscriber>> Hub::Connect(std::shared_ptr<Sink> sink,
+                                                         const SubscriberOptions& options) {
+  auto s = std::make_shared<Subscriber>(std::move(sink), options);
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return absl::UnavailableError("server is shutting down");
+  subscribers_.insert(s);
+  return s;
+}
+
+absl::Status Hub::Subscribe(const std::shared_ptr<Subscriber>& subscriber,
+                            const std::vector<std::string>& channels,
+                            const std::vector<std::string>& patterns) {
+  for (const auto& c : channels) {
+    if (absl::Status st = ValidateName("channel", c); !st.ok()) return st;
+  }
+  for (const auto& p : patterns) {
+    if (absl::Status st = ValidateName("pattern", p); !st.ok()) return st;
+  }
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return absl::UnavailableError("server is shutting down");
+    if (!subscribers_.contains(subscriber)) {
+      return absl::FailedPreconditionError("subscriber is disconnected");
+    }
+    std::vector<Topic> topics;
+    topics.reserve(channels.size() + patterns.size());
+    for (const auto& c : channels) topics.push_back(Topic::Channel(c));
+    for (const auto& p : patterns) topics.push_back(Topic::Pattern(p));
+    size_t added = 0;
+    absl::flat_hash_set<Topic> seen;
+    for (const auto& t : topics) {
+      if (!subscriber->topics().contains(t) && seen.insert(t).second) ++added;
+    }
+    const size_t limit = subscriber->options().max_topics;
+    if (subscriber->topics().size() + added > limit) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("too many subscriptions: %d held, %d more asked, the limit is %d",
+                          subscriber->topics().size(), added, limit));
+    }
+    for (const auto& t : topics) Join(subscriber, t, &fx);
+  }
+  Apply(std::move(fx));
+  return absl::OkStatus();
+}
+
+void Hub::Unsubscribe(const std::shared_ptr<Subscriber>& subscriber,
+                      const std::vector<std::string>& channels,
+                      const std::vector<std::string>& patterns) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& c : channels) Leave(subscriber, Topic::Channel(c), &fx);
+    for (const auto& p : patterns) Leave(subscriber, Topic::Pattern(p), &fx);
+  }
+  Apply(std::move(fx));
+}
+
+void Hub::Disconnect(const std::shared_ptr<Subscriber>& subscriber) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<Topic> held(subscriber->topics().begin(), subscriber->topics().end());
+    for (const auto& t : held) Leave(subscriber, t, &fx);
+    subscribers_.erase(subscriber);
+  }
+  subscriber->DetachSink();
+  Apply(std::move(fx));
+}
+
+void Hub::Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects* fx) {
+  if (s->topics().contains(topic)) {
+    // Asked again: confirm again if live; a pending one will be confirmed anyway.
+    TopicState* t = Find(topic);
+    if (t != nullptr && t->upstream == UpstreamState::kLive &&
+        std::find(t->live->begin(), t->live->end(), s) != t->live->end()) {
+      AddNotify(s->PushControl(Event::Subscribed(topic)), &fx->notify);
+    }
+    return;
+  }
+  s->topics().insert(topic);
+  auto [it, inserted] = MapFor(topic.kind).try_emplace(topic.name);
+  TopicState& t = it->second;
+  if (inserted) t.topic = topic;
+  if (connected_ && t.upstream == UpstreamState::kLive) {
+    auto next = std::make_shared<SubscriberList>(*t.live);
+    next->push_back(s);
+    t.live = std::move(next);
+    AddNotify(s->PushControl(Event::Subscribed(topic)), &fx->notify);
+    return;
+  }
+  t.waiting.push_back(s);
+  Reconcile(&t, fx);
+}
+
+void Hub::Leave(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects* fx) {
+  if (s->topics().erase(topic) == 0) return;
+  s->Purge(topic);
+  TopicState* t = Find(topic);
+  if (t == nullptr) return;
+  if (auto next = Without(*t->live, s)) {
+    t->live = std::move(next);
+  } else {
+    t->waiting.erase(std::remove(t->waiting.begin(), t->waiting.end(), s), t->waiting.end());
+  }
+  if (t->live->empty()) SetOwesGap(t, false);
+  Reconcile(t, fx);
+}
+
+void Hub::Reconcile(TopicState* t, Effects* fx) {
+  if (t->upstream == UpstreamState::kSubscribing || t->upstream == UpstreamState::kUnsubscribing) {
+    return;  // One order in flight per topic; its confirmation reconciles again.
+  }
+  const bool wanted = t->count() > 0;
+  if (!connected_) {
+    if (!wanted) MapFor(t->topic.kind).erase(t->topic.name);
+    return;
+  }
+  if (wanted && t->upstream == UpstreamState::kIdle) {
+    t->upstream = UpstreamState::kSubscribing;
+    fx->subscribe.push_back(t->topic);
+    fx->epoch = epoch_;
+  } else if (!wanted && t->upstream == UpstreamState::kLive) {
+    t->upstream = UpstreamState::kUnsubscribing;
+    fx->unsubscribe.push_back(t->topic);
+    fx->epoch = epoch_;
+  } else if (!wanted && t->upstream == UpstreamState::kIdle) {
+    MapFor(t->topic.kind).erase(t->topic.name);
+  }
+}
+
+void Hub::SetOwesGap(TopicState* t, bool owes) {
+  if (t->owes_reconnect_gap == owes) return;
+  t->owes_reconnect_gap = owes;
+  if (owes) {
+    ++owing_;
+  } else {
+    --owing_;
+  }
+}
+
+void Hub::OnUpstreamConnected(uint64_t epoch) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    connected_ = true;
+    epoch_ = epoch;
+    std::vector<TopicState*> all;
+    for (auto& [name, t] : channels_) all.push_back(&t);
+    for (auto& [name, t] : patterns_) all.push_back(&t);
+    for (TopicState* t : all) Reconcile(t, &fx);
+  }
+  BRIDGE_LOG(Info, "upstream connected; renewing %d subscriptions", fx.subscribe.size());
+  Apply(std::move(fx));
+}
+
+void Hub::OnUpstreamDisconnected() {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    connected_ = false;
+    for (auto* map : {&channels_, &patterns_}) {
+      for (auto it = map->begin(); it != map->end();) {
+        TopicState& t = it->second;
+        t.upstream = UpstreamState::kIdle;
+        if (!t.live->empty()) SetOwesGap(&t, true);
+        if (t.count() == 0) {
+          map->erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  Apply(std::move(fx));
+}
+
+void Hub::OnSubscribeConfirmed(const Topic& topic) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    TopicState* t = Find(topic);
+    if (t == nullptr || t->upstream != UpstreamState::kSubscribing) return;
+    t->upstream = UpstreamState::kLive;
+    if (t->owes_reconnect_gap) {
+      for (const auto& s : *t->live) {
+        AddNotify(s->PushControl(Event::Gap(topic, kGapRedisReconnect, 0)), &fx.notify);
+      }
+      SetOwesGap(t, false);
+    }
+    if (!t->waiting.empty()) {
+      auto next = std::make_shared<SubscriberList>(*t->live);
+      for (auto& s : t->waiting) {
+        AddNotify(s->PushControl(Event::Subscribed(topic)), &fx.notify);
+        next->push_back(std::move(s));
+      }
+      t->waiting.clear();
+      t->live = std::move(next);
+    }
+    Reconcile(t, &fx);
+  }
+  Apply(std::move(fx));
+}
+
+void Hub::OnUnsubscribeConfirmed(const Topic& topic) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    TopicState* t = Find(topic);
+    if (t == nullptr || t->upstream != UpstreamState::kUnsubscribing) return;
+    t->upstream = UpstreamState::kIdle;
+    Reconcile(t, &fx);
+  }
+  Apply(std::move(fx));
+}
+
+void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_view payload) {
+  std::shared_ptr<const SubscriberList> targets;
+  uint64_t seq;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto& map = topic.kind == TopicKind::kPattern ? patterns_ : channels_;
+    auto it = map.find(topic.name);
+    if (it == map.end() || it->second.upstream != UpstreamState::kLive ||
+        it->second.live->empty()) {
+      return;
+    }
+    targets = it->second.live;
+    // Messages arrive from one thread only, so a reader lock suffices to order seq.
+    seq = it->second.seq.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  auto message = std::make_shared<const Message>(
+      std::string(channel), topic.is_pattern() ? topic.name : std::string(), std::string(payload),
+      seq);
+  for (const auto& s : *targets) {
+    if (auto sink = s->PushMessage(message)) sink->OnReady();
+  }
+}
+
+void Hub::Publish(std::string channel, std::string payload, Upstream::PublishCallback done) {
+  if (absl::Status st = ValidateName("channel", channel); !st.ok()) return done(st);
+  if (payload.size() > options_.max_payload_bytes) {
+    return done(absl::ResourceExhaustedError(absl::StrFormat(
+        "payload is %d bytes, the limit is %d", payload.size(), options_.max_payload_bytes)));
+  }
+  upstream_->Publish(std::move(channel), std::move(payload), std::move(done));
+}
+
+void Hub::Shutdown() {
+  std::vector<std::shared_ptr<Sink>> notify;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    for (const auto& s : subscribers_) {
+      AddNotify(s->Close(absl::UnavailableError("server is shutting down")), &notify);
+    }
+  }
+  for (auto& sink : notify) sink->OnReady();
+}
+
+bool Hub::HealthyLocked() const { return connected_ && owing_ == 0; }
+
+bool Hub::Healthy() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return HealthyLocked();
+}
+
+HubStats Hub::Stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return HubStats{subscribers_.size(), channels_.size() + patterns_.size(), connected_};
+}
+
+void Hub::Apply(Effects fx) {
+  for (const auto& t : fx.subscribe) upstream_->Subscribe(t, fx.epoch);
+  for (const auto& t : fx.unsubscribe) upstream_->Unsubscribe(t, fx.epoch);
+  for (auto& sink : fx.notify) sink->OnReady();
+  if (options_.on_health_change) {
+    // Held across the callback on purpose: reports must not overtake each other, and the
+    // callback only records the state.
+    absl::MutexLock lock(&health_mu_);
+    const bool healthy = Healthy();
+    if (healthy != reported_health_) {
+      reported_health_ = healthy;
+      options_.on_health_change(healthy);
+    }
+  }
+}
+
+}  // namespace bridge::hub

@@ -1,0 +1,163 @@
+#include "bridge/hub/subscriber.h"
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+
+namespace bridge::hub {
+namespace {
+
+size_t CostOf(const Message& m) { return m.payload().size() + m.channel().size(); }
+
+}  // namespace
+
+Subscriber::Subscriber(std::shared_ptr<Sink> sink, const SubscriberOptions& options)
+    : options_(options), sink_(std::move(sink)) {}
+
+std::shared_ptr<Sink> Subscriber::ArmedSinkLocked() {
+  if (!armed_) return nullptr;
+  armed_ = false;
+  return sink_;
+}
+
+std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Message>& message) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return nullptr;
+  const size_t cost = CostOf(*message);
+  auto full = [&] {
+    return queued_messages_ >= options_.max_queued_messages ||
+           queued_bytes_ + cost > options_.max_queued_bytes;
+  };
+  if (full()) {
+    if (options_.policy == SlowConsumerPolicy::kDisconnect) {
+      status_ = absl::ResourceExhaustedError(absl::StrFormat(
+          "slow consumer: queue full (%d messages, %d bytes)", queue_.size(), queued_bytes_));
+      queue_.clear();
+      dropped_.clear();
+      queued_messages_ = 0;
+      queued_bytes_ = 0;
+      armed_ = false;
+      return sink_;
+    }
+    while (full() && queued_messages_ > 0) DropOldestLocked();
+    if (full()) {
+      // Larger than the whole byte budget: it is itself the oldest that must go.
+      ++dropped_[message->topic()];
+      return ArmedSinkLocked();
+    }
+  }
+  ++queued_messages_;
+  queued_bytes_ += cost;
+  queue_.push_back(Event::OfMessage(message));
+  return ArmedSinkLocked();
+}
+
+void Subscriber::DropOldestLocked() {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (it->type != Event::Type::kMessage) continue;
+    --queued_messages_;
+    queued_bytes_ -= CostOf(*it->message);
+    ++dropped_[it->message->topic()];
+    queue_.erase(it);
+    return;
+  }
+}
+
+std::shared_ptr<Sink> Subscriber::PushControl(Event event) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return nullptr;
+  // Control events are few and small; they do not count against the bounds, so a full
+  // queue never loses a Subscribed or a reconnect Gap.
+  queue_.push_back(std::move(event));
+  return ArmedSinkLocked();
+}
+
+std::shared_ptr<Sink> Subscriber::Close(absl::Status why) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return nullptr;
+  status_ = std::move(why);
+  queue_.clear();
+  dropped_.clear();
+  queued_messages_ = 0;
+  queued_bytes_ = 0;
+  armed_ = false;
+  return sink_;
+}
+
+void Subscriber::Purge(const Topic& topic) {
+  absl::MutexLock lock(&mu_);
+  dropped_.erase(topic);
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const bool match = it->type == Event::Type::kMessage ? it->message->topic() == topic
+                                                         : it->topic == topic;
+    if (!match) {
+      ++it;
+      continue;
+    }
+    if (it->type == Event::Type::kMessage) {
+      --queued_messages_;
+      queued_bytes_ -= CostOf(*it->message);
+    }
+    it = queue_.erase(it);
+  }
+}
+
+void Subscriber::DetachSink() {
+  std::shared_ptr<Sink> sink;
+  {
+    absl::MutexLock lock(&mu_);
+    sink = std::move(sink_);
+  }
+  // The sink may be the last reference to its front end object; release it unlocked.
+}
+
+bool Subscriber::TakeLocked(Event* out) {
+  // Control events at the head are older than anything dropped; after them come the
+  // gaps for dropped messages, which are older than every message still queued.
+  if (!queue_.empty() && queue_.front().type != Event::Type::kMessage) {
+    *out = std::move(queue_.front());
+    queue_.pop_front();
+    return true;
+  }
+  if (!dropped_.empty()) {
+    auto it = dropped_.begin();
+    *out = Event::Gap(it->first, kGapSlowConsumer, it->second);
+    dropped_.erase(it);
+    return true;
+  }
+  if (queue_.empty()) return false;
+  *out = std::move(queue_.front());
+  queue_.pop_front();
+  --queued_messages_;
+  queued_bytes_ -= CostOf(*out->message);
+  return true;
+}
+
+Subscriber::PopResult Subscriber::Pop(Event* out) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return PopResult::kClosed;
+  if (TakeLocked(out)) return PopResult::kEvent;
+  armed_ = true;
+  return PopResult::kEmpty;
+}
+
+Subscriber::PopResult Subscriber::PopMany(std::vector<Event>* out, size_t max) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return PopResult::kClosed;
+  size_t taken = 0;
+  Event e;
+  while (taken < max && TakeLocked(&e)) {
+    out->push_back(std::move(e));
+    ++taken;
+  }
+  if (taken > 0) return PopResult::kEvent;
+  armed_ = true;
+  return PopResult::kEmpty;
+}
+
+absl::Status Subscriber::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+}  // namespace bridge::hub

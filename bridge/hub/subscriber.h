@@ -1,0 +1,96 @@
+#ifndef BRIDGE_HUB_SUBSCRIBER_H_
+#define BRIDGE_HUB_SUBSCRIBER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "bridge/hub/event.h"
+#include "bridge/hub/sink.h"
+#include "bridge/hub/topic.h"
+
+namespace bridge::hub {
+
+// What happens when a subscriber's queue is full.
+enum class SlowConsumerPolicy {
+  // Drop the oldest queued messages; the subscriber later gets a Gap with the count.
+  kDrop,
+  // Close the subscriber with RESOURCE_EXHAUSTED.
+  kDisconnect,
+};
+
+struct SubscriberOptions {
+  // Bounds of the queue; both hold at all times.
+  size_t max_queued_messages = 4096;
+  size_t max_queued_bytes = 8 << 20;
+  SlowConsumerPolicy policy = SlowConsumerPolicy::kDrop;
+  // How many channels and patterns the subscriber may hold at once.
+  size_t max_topics = 1024;
+};
+
+// One client stream's place in the hub: its bounded queue of events and the topics it
+// holds. Made by Hub::Connect and shared by the hub and the front end that owns the
+// stream; the front end takes events with Pop and ends it with Hub::Disconnect.
+class Subscriber {
+ public:
+  enum class PopResult { kEvent, kEmpty, kClosed };
+
+  Subscriber(std::shared_ptr<Sink> sink, const SubscriberOptions& options);
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+  // Takes the next event. kEmpty re-arms Sink::OnReady for the next push; kClosed means
+  // the hub closed the subscriber (see status()) and nothing more will come.
+  PopResult Pop(Event* out) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends up to `max` events to `out`; kEvent if it took any.
+  PopResult PopMany(std::vector<Event>* out, size_t max) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // OK while open; after the hub closed it, why (RESOURCE_EXHAUSTED for a slow
+  // consumer under the disconnect policy, UNAVAILABLE at shutdown).
+  absl::Status status() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  const SubscriberOptions& options() const { return options_; }
+
+  // For the hub. Each returns the sink to notify once the caller holds no lock, or null.
+  std::shared_ptr<Sink> PushMessage(const std::shared_ptr<const Message>& message)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<Sink> PushControl(Event event) ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<Sink> Close(absl::Status why) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets queued messages and pending gaps of a topic the subscriber left.
+  void Purge(const Topic& topic) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the sink: after Disconnect nothing calls into the front end.
+  void DetachSink() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The topics held; guarded by the hub's lock, read and written only by the hub.
+  absl::flat_hash_set<Topic>& topics() { return topics_; }
+
+ private:
+  std::shared_ptr<Sink> ArmedSinkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool TakeLocked(Event* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const SubscriberOptions options_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<Sink> sink_ ABSL_GUARDED_BY(mu_);
+  std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
+  // Messages (not control events) in queue_, and their cost in bytes.
+  size_t queued_messages_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Messages dropped per topic since the subscriber last took a gap for it.
+  absl::flat_hash_map<Topic, uint64_t> dropped_ ABSL_GUARDED_BY(mu_);
+  // True when the next push must call Sink::OnReady.
+  bool armed_ ABSL_GUARDED_BY(mu_) = true;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<Topic> topics_;
+};
+
+}  // namespace bridge::hub
+
+#endif  // BRIDGE_HUB_SUBSCRIBER_H_

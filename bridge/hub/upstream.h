@@ -1,0 +1,57 @@
+#ifndef BRIDGE_HUB_UPSTREAM_H_
+#define BRIDGE_HUB_UPSTREAM_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "bridge/hub/topic.h"
+
+namespace bridge::hub {
+
+// What the hub hears from its upstream. Every call comes from one thread at a time, in
+// the order the upstream saw the events (for Redis: one strand, in reply order).
+class UpstreamListener {
+ public:
+  virtual ~UpstreamListener() = default;
+
+  // A new connection is ready (authenticated, database selected) and carries no
+  // subscription. `epoch` names it; the hub passes it back with every Subscribe and
+  // Unsubscribe so an order meant for an older connection is ignored.
+  virtual void OnUpstreamConnected(uint64_t epoch) = 0;
+  // The connection was lost: every subscription is gone. The upstream reconnects by
+  // itself and calls OnUpstreamConnected again.
+  virtual void OnUpstreamDisconnected() = 0;
+  // The upstream confirmed a Subscribe (Unsubscribe), in the order they were sent.
+  virtual void OnSubscribeConfirmed(const Topic& topic) = 0;
+  virtual void OnUnsubscribeConfirmed(const Topic& topic) = 0;
+  // A message on `channel`, delivered for `topic` (the channel itself, or a pattern
+  // that matched it). The views are valid only during the call.
+  virtual void OnMessage(const Topic& topic, std::string_view channel,
+                         std::string_view payload) = 0;
+};
+
+// The hub's way to its message broker. The Redis implementation lives in bridge/redis;
+// tests use a double. All methods may be called from any thread and never block.
+class Upstream {
+ public:
+  using PublishCallback = absl::AnyInvocable<void(absl::StatusOr<int64_t> receivers)>;
+
+  virtual ~Upstream() = default;
+
+  // Must be called once, before the upstream starts.
+  virtual void SetListener(UpstreamListener* listener) = 0;
+  // Orders a subscription on the connection `epoch`; ignored if that connection is
+  // gone. The confirmation comes through OnSubscribeConfirmed.
+  virtual void Subscribe(const Topic& topic, uint64_t epoch) = 0;
+  virtual void Unsubscribe(const Topic& topic, uint64_t epoch) = 0;
+  // Publishes; `done` runs exactly once, on any thread, with the number of receivers
+  // or an error (UNAVAILABLE at once while disconnected).
+  virtual void Publish(std::string channel, std::string payload, PublishCallback done) = 0;
+};
+
+}  // namespace bridge::hub
+
+#endif  // BRIDGE_HUB_UPSTREAM_H_

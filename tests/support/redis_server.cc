@@ -1,0 +1,189 @@
+#include "tests/support/redis_server.h"
+
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+namespace bridge::testing {
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind to a free port failed");
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitFor(const std::function<bool()>& ready, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration pause = absl::Milliseconds(1);
+  while (true) {
+    if (ready()) return true;
+    if (absl::Now() > deadline) return false;
+    // Polling a condition in another process, with a bounded deadline: there is no event
+    // to wait on. Backs off to 50 ms.
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(50));
+  }
+}
+
+RedisServer::RedisServer(std::vector<std::string> config) : config_(std::move(config)) {
+  char tmpl[] = "/tmp/bridge-redis-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+  socket_path_ = dir_ + "/redis.sock";
+  port_ = FreePort();
+  Start();
+}
+
+RedisServer::~RedisServer() {
+  Stop();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+void RedisServer::Start() {
+  if (pid_ > 0) return;
+  const std::string conf_path = dir_ + "/redis.conf";
+  {
+    std::ofstream conf(conf_path);
+    conf << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_ << "\nunixsocket " << socket_path_
+         << "\nunixsocketperm 700\nsave \"\"\nappendonly no\ndaemonize no\nlogfile "
+         << dir_ << "/redis.log\n";
+    for (const auto& line : config_) conf << line << "\n";
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::execlp("redis-server", "redis-server", conf_path.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  pid_ = pid;
+  const bool up = WaitFor([&] {
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("redis-server exited at start; see " + dir_ + "/redis.log");
+    }
+    redisContext* c = redisConnect("127.0.0.1", port_);
+    bool ok = false;
+    if (c != nullptr && c->err == 0) {
+      std::vector<std::string> auth;
+      for (const auto& line : config_) {
+        if (line.rfind("requirepass ", 0) == 0) auth = {"AUTH", line.substr(12)};
+      }
+      if (!auth.empty()) {
+        freeReplyObject(redisCommand(c, "AUTH %s", auth[1].c_str()));
+      }
+      auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+      ok = r != nullptr && r->type == REDIS_REPLY_STATUS;
+      if (r != nullptr) freeReplyObject(r);
+    }
+    if (c != nullptr) redisFree(c);
+    return ok;
+  });
+  if (!up) throw std::runtime_error("redis-server did not answer PING in time");
+}
+
+void RedisServer::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+void RedisServer::Stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+namespace {
+
+std::string ReplyText(const redisReply* r) {
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(r->integer);
+    case REDIS_REPLY_NIL:
+      return "";
+    case REDIS_REPLY_ARRAY: {
+      std::vector<std::string> parts;
+      for (size_t i = 0; i < r->elements; ++i) parts.push_back(ReplyText(r->element[i]));
+      return absl::StrJoin(parts, "\n");
+    }
+    default:
+      return std::string(r->str, r->len);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RedisServer::Command(const std::vector<std::string>& argv) const {
+  redisContext* c = redisConnect("127.0.0.1", port_);
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) redisFree(c);
+    return absl::UnavailableError("cannot connect to redis-server");
+  }
+  for (const auto& line : config_) {
+    if (line.rfind("requirepass ", 0) == 0) {
+      freeReplyObject(redisCommand(c, "AUTH %s", line.substr(12).c_str()));
+    }
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
+  absl::StatusOr<std::string> out = absl::UnavailableError("no reply");
+  if (r != nullptr) {
+    out = r->type == REDIS_REPLY_ERROR ? absl::StatusOr<std::string>(absl::InternalError(r->str))
+                                       : ReplyText(r);
+    freeReplyObject(r);
+  }
+  redisFree(c);
+  return out;
+}
+
+long long RedisServer::NumSub(const std::string& channel) const {
+  auto r = Command({"PUBSUB", "NUMSUB", channel});
+  if (!r.ok()) return -1;
+  return std::stoll(r->substr(r->find('\n') + 1));
+}
+
+long long RedisServer::NumPat() const {
+  auto r = Command({"PUBSUB", "NUMPAT"});
+  return r.ok() ? std::stoll(*r) : -1;
+}
+
+long long RedisServer::Publish(const std::string& channel, const std::string& payload) const {
+  auto r = Command({"PUBLISH", channel, payload});
+  return r.ok() ? std::stoll(*r) : -1;
+}
+
+}  // namespace bridge::testing

@@ -1,0 +1,68 @@
+#ifndef BRIDGE_TESTS_SUPPORT_REDIS_SERVER_H_
+#define BRIDGE_TESTS_SUPPORT_REDIS_SERVER_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace bridge::testing {
+
+// A real redis-server on a free loopback port, in a temporary directory, for one test.
+// Stop() (or the destructor) ends it; Restart() brings it back on the same port.
+class RedisServer {
+ public:
+  // Extra lines for redis.conf may be given, e.g. {"requirepass secret"}.
+  explicit RedisServer(std::vector<std::string> config = {});
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  // Starts it and waits (bounded) until it answers PING.
+  void Start();
+  // SIGKILL, as a crash would; waits for the process to be gone.
+  void Kill();
+  // SIGTERM and wait.
+  void Stop();
+  void Restart() {
+    Kill();
+    Start();
+  }
+
+  int port() const { return port_; }
+  const std::string& unix_socket() const { return socket_path_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  bool running() const { return pid_ > 0; }
+
+  // Runs one command on a fresh connection; the reply as text (integers in decimal,
+  // arrays joined with '\n'), or an error.
+  absl::StatusOr<std::string> Command(const std::vector<std::string>& argv) const;
+  // PUBSUB NUMSUB channel: how many clients Redis counts as subscribers of it.
+  long long NumSub(const std::string& channel) const;
+  // PUBSUB NUMPAT: how many pattern subscriptions Redis counts.
+  long long NumPat() const;
+  // PUBLISH; returns Redis' receiver count.
+  long long Publish(const std::string& channel, const std::string& payload) const;
+
+ private:
+  std::vector<std::string> config_;
+  std::string dir_;
+  std::string socket_path_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// A free TCP port on 127.0.0.1 (bound then released).
+int FreePort();
+
+// Calls `ready` until it returns true or `timeout` passes; returns its last answer.
+// For conditions that no event announces (a count in another process).
+bool WaitFor(const std::function<bool()>& ready, absl::Duration timeout = absl::Seconds(10));
+
+}  // namespace bridge::testing
+
+#endif  // BRIDGE_TESTS_SUPPORT_REDIS_SERVER_H_

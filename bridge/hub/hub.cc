@@ -289,9 +289,9 @@ void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_vi
     // Messages arrive from one thread only, so a reader lock suffices to order seq.
     seq = it->second.seq.fetch_add(1, std::memory_order_relaxed) + 1;
   }
-  auto message = std::make_shared<const Message>(
-      std::string(channel), topic.is_pattern() ? topic.name : std::string(), std::string(payload),
-      seq);
+  auto message = std::make_shared<const Message>(std::string(channel),
+                                                 topic.is_pattern() ? topic.name : std::string(),
+                                                 std::string(payload), seq);
   for (const auto& s : *targets) {
     if (auto sink = s->PushMessage(message)) sink->OnReady();
   }

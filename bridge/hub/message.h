@@ -37,7 +37,9 @@ class Message {
   uint64_t seq() const { return seq_; }
 
   // The subscription this message was delivered for.
-  Topic topic() const { return pattern_.empty() ? Topic::Channel(channel_) : Topic::Pattern(pattern_); }
+  Topic topic() const {
+    return pattern_.empty() ? Topic::Channel(channel_) : Topic::Pattern(pattern_);
+  }
 
   // Returns the encoding in `slot`, making it with `encode(*this)` (which returns a T)
   // the first time. Thread-safe; `encode` runs at most once per message and slot.

@@ -28,6 +28,12 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
     return queued_messages_ >= options_.max_queued_messages ||
            queued_bytes_ + cost > options_.max_queued_bytes;
   };
+  if (cost > options_.max_queued_bytes) {
+    // Larger than the whole byte budget: it can never be queued, and evicting the
+    // others for it would lose them too. The gap takes its place in the order.
+    queue_.push_back(Event::Gap(message->topic(), kGapSlowConsumer, 1));
+    return ArmedSinkLocked();
+  }
   if (full()) {
     if (options_.policy == SlowConsumerPolicy::kDisconnect) {
       status_ = absl::ResourceExhaustedError(absl::StrFormat(
@@ -40,11 +46,6 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
       return sink_;
     }
     while (full() && queued_messages_ > 0) DropOldestLocked();
-    if (full()) {
-      // Larger than the whole byte budget: it is itself the oldest that must go.
-      ++dropped_[message->topic()];
-      return ArmedSinkLocked();
-    }
   }
   ++queued_messages_;
   queued_bytes_ += cost;
@@ -88,8 +89,8 @@ void Subscriber::Purge(const Topic& topic) {
   absl::MutexLock lock(&mu_);
   dropped_.erase(topic);
   for (auto it = queue_.begin(); it != queue_.end();) {
-    const bool match = it->type == Event::Type::kMessage ? it->message->topic() == topic
-                                                         : it->topic == topic;
+    const bool match =
+        it->type == Event::Type::kMessage ? it->message->topic() == topic : it->topic == topic;
     if (!match) {
       ++it;
       continue;

@@ -70,8 +70,8 @@ void RedisServer::Start() {
   {
     std::ofstream conf(conf_path);
     conf << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_ << "\nunixsocket " << socket_path_
-         << "\nunixsocketperm 700\nsave \"\"\nappendonly no\ndaemonize no\nlogfile "
-         << dir_ << "/redis.log\n";
+         << "\nunixsocketperm 700\nsave \"\"\nappendonly no\ndaemonize no\nlogfile " << dir_
+         << "/redis.log\n";
     for (const auto& line : config_) conf << line << "\n";
   }
   pid_t pid = ::fork();

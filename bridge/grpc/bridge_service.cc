@@ -1,0 +1,43 @@
+#include "bridge/grpc/bridge_service.h"
+
+#include "bridge/common/log.h"
+#include "bridge/grpc/status_util.h"
+#include "bridge/grpc/subscribe_reactor.h"
+
+namespace bridge::grpc_frontend {
+
+BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscriber)
+    : hub_(hub), subscriber_(subscriber) {}
+
+::grpc::ServerWriteReactor<::grpc::ByteBuffer>* BridgeService::Subscribe(
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) {
+  return SubscribeReactor::Start(hub_, subscriber_, context, request);
+}
+
+::grpc::ServerUnaryReactor* BridgeService::Publish(::grpc::CallbackServerContext* context,
+                                                   const v1::PublishRequest* request,
+                                                   v1::PublishResponse* response) {
+  ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!request->GetReflection()->GetUnknownFields(*request).empty()) {
+    reactor->Finish(::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
+                                   "request has unknown fields: is the client built from a "
+                                   "newer bridge.proto?"));
+    return reactor;
+  }
+  std::string peer = context->peer();
+  hub_->Publish(request->channel(), request->payload(),
+                [reactor, response, peer](absl::StatusOr<int64_t> receivers) {
+                  if (!receivers.ok()) {
+                    if (receivers.status().code() != absl::StatusCode::kUnavailable) {
+                      BRIDGE_LOG(Warning, "Publish from %s failed: %s", peer,
+                                 receivers.status().ToString());
+                    }
+                    return reactor->Finish(ToGrpcStatus(receivers.status()));
+                  }
+                  response->set_receivers(*receivers);
+                  reactor->Finish(::grpc::Status::OK);
+                });
+  return reactor;
+}
+
+}  // namespace bridge::grpc_frontend

@@ -1,0 +1,34 @@
+#ifndef BRIDGE_GRPC_BRIDGE_SERVICE_H_
+#define BRIDGE_GRPC_BRIDGE_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "bridge/hub/hub.h"
+#include "bridge/v1/bridge.grpc.pb.h"
+
+namespace bridge::grpc_frontend {
+
+// bridge.v1.Bridge on the callback API. Subscribe is the raw method so each stream
+// writes the serialized Event shared by every stream (see event_codec.h); Publish is the
+// typed one. The hub must outlive the service.
+class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
+                                v1::Bridge::WithCallbackMethod_Publish<v1::Bridge::Service>> {
+ public:
+  // `subscriber` bounds every stream: queue limits, slow-consumer policy, and
+  // max_topics, the most channels plus patterns one request may name.
+  BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscriber);
+
+  ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Subscribe(
+      ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) override;
+  ::grpc::ServerUnaryReactor* Publish(::grpc::CallbackServerContext* context,
+                                      const v1::PublishRequest* request,
+                                      v1::PublishResponse* response) override;
+
+ private:
+  hub::Hub* const hub_;
+  const hub::SubscriberOptions subscriber_;
+};
+
+}  // namespace bridge::grpc_frontend
+
+#endif  // BRIDGE_GRPC_BRIDGE_SERVICE_H_

@@ -1,0 +1,61 @@
+#ifndef BRIDGE_GRPC_SUBSCRIBE_REACTOR_H_
+#define BRIDGE_GRPC_SUBSCRIBE_REACTOR_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "bridge/hub/hub.h"
+
+namespace bridge::grpc_frontend {
+
+// One Subscribe stream: a hub subscriber whose events it writes, one write in flight.
+//
+// Owns itself: Start() makes it and keeps a reference to itself until gRPC calls
+// OnDone; the hub holds another (as the subscriber's Sink) until Hub::Disconnect.
+class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
+                         public hub::Sink,
+                         public std::enable_shared_from_this<SubscribeReactor> {
+ public:
+  // Connects a subscriber for the request's channels and patterns, or finishes at once
+  // with the error. Returns the reactor for gRPC to drive.
+  static ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Start(
+      hub::Hub* hub, const hub::SubscriberOptions& options, ::grpc::CallbackServerContext* context,
+      const ::grpc::ByteBuffer* request);
+
+  explicit SubscribeReactor(hub::Hub* hub);
+
+  // hub::Sink.
+  void OnReady() override ABSL_LOCKS_EXCLUDED(mu_);
+
+  // ServerWriteReactor.
+  void OnWriteDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_);
+  void OnCancel() override ABSL_LOCKS_EXCLUDED(mu_);
+  void OnDone() override;
+
+ private:
+  // Starts the next write if none is in flight and one is queued.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Decides the one Finish of the RPC; sent once no write is in flight.
+  void FinishLocked(::grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  hub::Hub* const hub_;
+  std::shared_ptr<hub::Subscriber> subscriber_;
+  // Kept alive by gRPC's calls into this object until OnDone drops it.
+  std::shared_ptr<SubscribeReactor> self_;
+
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // The event being written: it keeps the shared message (and its bytes) alive.
+  hub::Event in_flight_ ABSL_GUARDED_BY(mu_);
+  ::grpc::ByteBuffer control_buffer_ ABSL_GUARDED_BY(mu_);
+  std::optional<::grpc::Status> finish_ ABSL_GUARDED_BY(mu_);
+  bool finish_sent_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace bridge::grpc_frontend
+
+#endif  // BRIDGE_GRPC_SUBSCRIBE_REACTOR_H_

@@ -1,0 +1,129 @@
+#ifndef BRIDGE_TESTS_HUB_FAKE_UPSTREAM_H_
+#define BRIDGE_TESTS_HUB_FAKE_UPSTREAM_H_
+
+#include <atomic>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "bridge/hub/upstream.h"
+
+namespace bridge::hub {
+
+// An upstream that behaves like one Redis connection: orders are confirmed in the
+// order they were given, when the test says so. It tracks what Redis would hold.
+class FakeUpstream : public Upstream {
+ public:
+  struct Order {
+    bool subscribe;
+    Topic topic;
+    uint64_t epoch;
+  };
+
+  void SetListener(UpstreamListener* l) override { listener_ = l; }
+  void Subscribe(const Topic& t, uint64_t epoch) override {
+    absl::MutexLock lock(&mu_);
+    orders_.push_back({true, t, epoch});
+    ++subscribe_calls_;
+  }
+  void Unsubscribe(const Topic& t, uint64_t epoch) override {
+    absl::MutexLock lock(&mu_);
+    orders_.push_back({false, t, epoch});
+  }
+  void Publish(std::string channel, std::string payload, PublishCallback done) override {
+    last_publish_ = channel + "=" + payload;
+    done(int64_t{7});
+  }
+
+  // Confirms the oldest order, as Redis would; false when none is pending.
+  bool ConfirmOne() {
+    Order o;
+    {
+      absl::MutexLock lock(&mu_);
+      if (orders_.empty()) return false;
+      o = orders_.front();
+      orders_.pop_front();
+      if (o.epoch != epoch_) return true;  // For an older connection: dropped.
+      if (o.subscribe) {
+        redis_[o.topic]++;
+      } else {
+        redis_.erase(o.topic);
+      }
+    }
+    if (o.subscribe) {
+      listener_->OnSubscribeConfirmed(o.topic);
+    } else {
+      listener_->OnUnsubscribeConfirmed(o.topic);
+    }
+    return true;
+  }
+  void ConfirmAll() {
+    while (ConfirmOne()) {
+    }
+  }
+  void Connect(uint64_t epoch) {
+    {
+      absl::MutexLock lock(&mu_);
+      epoch_ = epoch;
+    }
+    listener_->OnUpstreamConnected(epoch);
+  }
+  void Drop() {
+    {
+      absl::MutexLock lock(&mu_);
+      redis_.clear();
+      orders_.clear();
+    }
+    listener_->OnUpstreamDisconnected();
+  }
+  size_t pending() {
+    absl::MutexLock lock(&mu_);
+    return orders_.size();
+  }
+  std::vector<Order> orders() {
+    absl::MutexLock lock(&mu_);
+    return {orders_.begin(), orders_.end()};
+  }
+  // How many times Redis would count the topic as subscribed by this connection: a
+  // SUBSCRIBE to a channel already held does not add a second subscription in Redis,
+  // but the hub must never send one, so it is counted here.
+  int held(const Topic& t) {
+    absl::MutexLock lock(&mu_);
+    auto it = redis_.find(t);
+    return it == redis_.end() ? 0 : it->second;
+  }
+  absl::flat_hash_map<Topic, int> redis() {
+    absl::MutexLock lock(&mu_);
+    return redis_;
+  }
+  int subscribe_calls() {
+    absl::MutexLock lock(&mu_);
+    return subscribe_calls_;
+  }
+  UpstreamListener* listener() { return listener_; }
+  std::string last_publish_;
+
+ private:
+  UpstreamListener* listener_ = nullptr;
+  absl::Mutex mu_;
+  std::deque<Order> orders_;
+  absl::flat_hash_map<Topic, int> redis_;
+  uint64_t epoch_ = 0;
+  int subscribe_calls_ = 0;
+};
+
+// A sink that counts its wake-ups.
+class CountingSink : public Sink {
+ public:
+  void OnReady() override { ready_.fetch_add(1); }
+  int ready() const { return ready_.load(); }
+
+ private:
+  std::atomic<int> ready_{0};
+};
+
+}  // namespace bridge::hub
+
+#endif  // BRIDGE_TESTS_HUB_FAKE_UPSTREAM_H_

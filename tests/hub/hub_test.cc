@@ -1,0 +1,383 @@
+#include "bridge/hub/hub.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "tests/hub/fake_upstream.h"
+
+namespace bridge::hub {
+namespace {
+
+using ::testing::ElementsAre;
+
+class HubTest : public ::testing::Test {
+ protected:
+  HubTest() : hub_(HubOptions{}, &upstream_) { upstream_.Connect(1); }
+
+  std::shared_ptr<Subscriber> NewSubscriber(SubscriberOptions options = {}) {
+    auto sink = std::make_shared<CountingSink>();
+    sinks_.push_back(sink);
+    auto s = hub_.Connect(sink, options);
+    EXPECT_TRUE(s.ok());
+    return *s;
+  }
+
+  // Every event the subscriber has, as short strings: "sub:a", "msg:a:1:payload",
+  // "gap:a:slow_consumer:3".
+  static std::vector<std::string> Drain(const std::shared_ptr<Subscriber>& s) {
+    std::vector<std::string> out;
+    Event e;
+    while (s->Pop(&e) == Subscriber::PopResult::kEvent) {
+      const std::string prefix = e.topic.is_pattern() ? "p:" : "";
+      switch (e.type) {
+        case Event::Type::kSubscribed:
+          out.push_back("sub:" + prefix + e.topic.name);
+          break;
+        case Event::Type::kGap:
+          out.push_back(absl::StrCat("gap:", prefix, e.topic.name, ":", e.reason, ":", e.dropped));
+          break;
+        case Event::Type::kMessage:
+          out.push_back(absl::StrCat("msg:", e.message->channel(),
+                                     e.message->pattern().empty() ? "" : "~" + e.message->pattern(),
+                                     ":", e.message->seq(), ":", e.message->payload()));
+          break;
+      }
+    }
+    return out;
+  }
+
+  FakeUpstream upstream_;
+  Hub hub_;
+  std::vector<std::shared_ptr<CountingSink>> sinks_;
+};
+
+TEST_F(HubTest, OneUpstreamSubscriptionForManySubscribers) {
+  std::vector<std::shared_ptr<Subscriber>> subs;
+  for (int i = 0; i < 5; ++i) {
+    subs.push_back(NewSubscriber());
+    ASSERT_TRUE(hub_.Subscribe(subs.back(), {"a"}, {}).ok());
+  }
+  EXPECT_EQ(upstream_.subscribe_calls(), 1);
+  upstream_.ConfirmAll();
+  EXPECT_EQ(upstream_.held(Topic::Channel("a")), 1);
+  // Subscribers that arrive once the channel is live are confirmed at once.
+  subs.push_back(NewSubscriber());
+  ASSERT_TRUE(hub_.Subscribe(subs.back(), {"a"}, {}).ok());
+  EXPECT_EQ(upstream_.subscribe_calls(), 1);
+  for (auto& s : subs) EXPECT_THAT(Drain(s), ElementsAre("sub:a"));
+
+  for (size_t i = 0; i + 1 < subs.size(); ++i) hub_.Disconnect(subs[i]);
+  EXPECT_EQ(upstream_.pending(), 0u) << "unsubscribed while a subscriber remains";
+  hub_.Disconnect(subs.back());
+  ASSERT_EQ(upstream_.pending(), 1u);
+  EXPECT_FALSE(upstream_.orders()[0].subscribe);
+  upstream_.ConfirmAll();
+  EXPECT_EQ(upstream_.held(Topic::Channel("a")), 0);
+  EXPECT_EQ(hub_.Stats().topics, 0u);
+}
+
+TEST_F(HubTest, SubscribedOnlyAfterConfirmation) {
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {"news.*"}).ok());
+  EXPECT_TRUE(Drain(s).empty());
+  EXPECT_EQ(sinks_[0]->ready(), 0);
+  upstream_.ConfirmOne();
+  EXPECT_THAT(Drain(s), ElementsAre("sub:a"));
+  upstream_.ConfirmOne();
+  EXPECT_THAT(Drain(s), ElementsAre("sub:p:news.*"));
+}
+
+TEST_F(HubTest, JoinWhileUnsubscribeInFlightEndsSubscribed) {
+  auto a = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(a, {"c"}, {}).ok());
+  upstream_.ConfirmAll();
+  hub_.Disconnect(a);  // UNSUBSCRIBE c in flight.
+  auto b = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(b, {"c"}, {}).ok());
+  // One order in flight per topic: the SUBSCRIBE waits for the UNSUBSCRIBE's reply.
+  ASSERT_EQ(upstream_.pending(), 1u);
+  // A message Redis still delivers before the UNSUBSCRIBE is not b's.
+  upstream_.listener()->OnMessage(Topic::Channel("c"), "c", "old");
+  upstream_.ConfirmOne();
+  ASSERT_EQ(upstream_.pending(), 1u);
+  EXPECT_TRUE(upstream_.orders()[0].subscribe);
+  EXPECT_TRUE(Drain(b).empty());
+  upstream_.ConfirmOne();
+  upstream_.listener()->OnMessage(Topic::Channel("c"), "c", "new");
+  EXPECT_THAT(Drain(b), ElementsAre("sub:c", "msg:c:1:new"));
+  EXPECT_EQ(upstream_.held(Topic::Channel("c")), 1);
+}
+
+TEST_F(HubTest, LeaveWhileSubscribeInFlightEndsUnsubscribed) {
+  auto a = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(a, {"c"}, {}).ok());
+  hub_.Disconnect(a);
+  upstream_.ConfirmAll();
+  EXPECT_EQ(upstream_.held(Topic::Channel("c")), 0);
+  EXPECT_EQ(hub_.Stats().topics, 0u);
+}
+
+TEST_F(HubTest, FanOutSharesOneMessageInOrder) {
+  std::vector<std::shared_ptr<Subscriber>> subs;
+  for (int i = 0; i < 3; ++i) {
+    subs.push_back(NewSubscriber());
+    ASSERT_TRUE(hub_.Subscribe(subs.back(), {"a"}, {}).ok());
+  }
+  upstream_.ConfirmAll();
+  for (auto& s : subs) Drain(s);
+  for (int i = 1; i <= 100; ++i) {
+    upstream_.listener()->OnMessage(Topic::Channel("a"), "a", std::to_string(i));
+  }
+  std::vector<const Message*> first;
+  for (auto& s : subs) {
+    Event e;
+    for (uint64_t i = 1; i <= 100; ++i) {
+      ASSERT_EQ(s->Pop(&e), Subscriber::PopResult::kEvent);
+      ASSERT_EQ(e.message->seq(), i);
+      ASSERT_EQ(e.message->payload(), std::to_string(i));
+      if (i == 1) first.push_back(e.message.get());
+    }
+    EXPECT_EQ(s->Pop(&e), Subscriber::PopResult::kEmpty);
+  }
+  EXPECT_EQ(first[0], first[1]);
+  EXPECT_EQ(first[1], first[2]);
+  // One wake-up per subscriber for the burst, and one for the Subscribed before it.
+  for (auto& sink : sinks_) EXPECT_EQ(sink->ready(), 2);
+}
+
+TEST_F(HubTest, PatternMessagesCarryThePattern) {
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {}, {"news.*"}).ok());
+  upstream_.ConfirmAll();
+  upstream_.listener()->OnMessage(Topic::Pattern("news.*"), "news.eu", "x");
+  EXPECT_THAT(Drain(s), ElementsAre("sub:p:news.*", "msg:news.eu~news.*:1:x"));
+}
+
+TEST_F(HubTest, SlowConsumerDropsOldestAndReportsGap) {
+  SubscriberOptions small;
+  small.max_queued_messages = 10;
+  auto slow = NewSubscriber(small);
+  auto fast = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(slow, {"a"}, {}).ok());
+  ASSERT_TRUE(hub_.Subscribe(fast, {"a"}, {}).ok());
+  upstream_.ConfirmAll();
+  for (int i = 1; i <= 25; ++i) {
+    upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "m");
+  }
+  std::vector<std::string> got = Drain(slow);
+  ASSERT_EQ(got.size(), 12u);
+  EXPECT_EQ(got[0], "sub:a");
+  EXPECT_EQ(got[1], "gap:a:slow_consumer:15");
+  EXPECT_EQ(got[2], "msg:a:16:m");
+  EXPECT_EQ(got[11], "msg:a:25:m");
+  EXPECT_EQ(Drain(fast).size(), 26u) << "the slow subscriber cost the fast one messages";
+  // After catching up it gets everything again, with no further gap.
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "m");
+  EXPECT_THAT(Drain(slow), ElementsAre("msg:a:26:m"));
+}
+
+TEST_F(HubTest, ByteBoundHoldsAndOversizedMessageIsAGap) {
+  SubscriberOptions small;
+  small.max_queued_bytes = 100;
+  auto s = NewSubscriber(small);
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+  upstream_.ConfirmAll();
+  Drain(s);
+  const std::string p40(39, 'x');  // 39 + 1 byte of channel name = 40.
+  for (int i = 0; i < 3; ++i) upstream_.listener()->OnMessage(Topic::Channel("a"), "a", p40);
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", std::string(500, 'y'));
+  // The third message evicts the first; the oversized fourth never fits and becomes a
+  // gap in its own place, without evicting the others.
+  std::vector<std::string> got = Drain(s);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0], "gap:a:slow_consumer:1");
+  EXPECT_EQ(got[1].substr(0, 8), "msg:a:2:");
+  EXPECT_EQ(got[2].substr(0, 8), "msg:a:3:");
+  EXPECT_EQ(got[3], "gap:a:slow_consumer:1");
+}
+
+TEST_F(HubTest, DisconnectPolicyClosesOnlyTheSlowSubscriber) {
+  SubscriberOptions strict;
+  strict.max_queued_messages = 5;
+  strict.policy = SlowConsumerPolicy::kDisconnect;
+  auto slow = NewSubscriber(strict);
+  auto other = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(slow, {"a"}, {}).ok());
+  ASSERT_TRUE(hub_.Subscribe(other, {"a"}, {}).ok());
+  upstream_.ConfirmAll();
+  for (int i = 0; i < 7; ++i) upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "m");
+  Event e;
+  EXPECT_EQ(slow->Pop(&e), Subscriber::PopResult::kClosed);
+  EXPECT_EQ(slow->status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Drain(other).size(), 8u);
+  hub_.Disconnect(slow);
+  EXPECT_EQ(upstream_.pending(), 0u);
+}
+
+TEST_F(HubTest, ReconnectResubscribesAndSendsGaps) {
+  std::vector<bool> health;
+  auto live = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(live, {"a"}, {"p.*"}).ok());
+  upstream_.ConfirmAll();
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "before");
+  Drain(live);
+  EXPECT_TRUE(hub_.Healthy());
+
+  upstream_.Drop();
+  EXPECT_FALSE(hub_.Healthy());
+  // A subscriber arriving during the outage waits for the new connection.
+  auto late = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(late, {"a"}, {}).ok());
+  EXPECT_EQ(upstream_.pending(), 0u);
+
+  upstream_.Connect(2);
+  ASSERT_EQ(upstream_.pending(), 2u);
+  for (const auto& o : upstream_.orders()) EXPECT_EQ(o.epoch, 2u);
+  upstream_.ConfirmAll();
+  EXPECT_TRUE(hub_.Healthy());
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "after");
+  EXPECT_THAT(Drain(live),
+              ::testing::UnorderedElementsAre("gap:a:redis_reconnect:0",
+                                              "gap:p:p.*:redis_reconnect:0", "msg:a:2:after"));
+  EXPECT_THAT(Drain(late), ElementsAre("sub:a", "msg:a:2:after"));
+}
+
+TEST_F(HubTest, OrdersForAnOldConnectionAreNotConfirmed) {
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+  upstream_.Drop();  // The SUBSCRIBE is lost with the connection.
+  upstream_.Connect(2);
+  upstream_.ConfirmAll();
+  EXPECT_THAT(Drain(s), ElementsAre("sub:a"));
+  EXPECT_EQ(upstream_.held(Topic::Channel("a")), 1);
+  // A stray confirmation changes nothing.
+  upstream_.listener()->OnSubscribeConfirmed(Topic::Channel("a"));
+  upstream_.listener()->OnUnsubscribeConfirmed(Topic::Channel("zzz"));
+  EXPECT_TRUE(Drain(s).empty());
+}
+
+TEST_F(HubTest, HealthChangesAreReported) {
+  FakeUpstream upstream;
+  std::vector<bool> reports;
+  HubOptions options;
+  options.on_health_change = [&](bool h) { reports.push_back(h); };
+  Hub hub(options, &upstream);
+  upstream.Connect(1);
+  auto s = hub.Connect(std::make_shared<CountingSink>(), {});
+  ASSERT_TRUE(hub.Subscribe(*s, {"a"}, {}).ok());
+  upstream.ConfirmAll();
+  upstream.Drop();
+  upstream.Connect(2);
+  EXPECT_FALSE(hub.Healthy()) << "healthy before the subscriptions were renewed";
+  upstream.ConfirmAll();
+  EXPECT_THAT(reports, ElementsAre(true, false, true));
+}
+
+TEST_F(HubTest, BadNamesAndLimitsAreRefusedWhole) {
+  SubscriberOptions two;
+  two.max_topics = 2;
+  auto s = NewSubscriber(two);
+  EXPECT_EQ(hub_.Subscribe(s, {""}, {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(hub_.Subscribe(s, {std::string(257, 'x')}, {}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(hub_.Subscribe(s, {"ok", "bad\nname"}, {}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(hub_.Subscribe(s, {}, {""}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(hub_.Subscribe(s, {"a", "b", "c"}, {}).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(upstream_.subscribe_calls(), 0);
+  ASSERT_TRUE(hub_.Subscribe(s, {"a", "b"}, {}).ok());
+  EXPECT_EQ(hub_.Subscribe(s, {}, {"c*"}).code(), absl::StatusCode::kResourceExhausted);
+  // Asking again for a held topic is not a new one.
+  EXPECT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+}
+
+TEST_F(HubTest, UnsubscribePurgesQueuedMessages) {
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {"a", "b"}, {}).ok());
+  upstream_.ConfirmAll();
+  Drain(s);
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "1");
+  upstream_.listener()->OnMessage(Topic::Channel("b"), "b", "1");
+  hub_.Unsubscribe(s, {"a"}, {});
+  EXPECT_THAT(Drain(s), ElementsAre("msg:b:1:1"));
+  upstream_.ConfirmAll();
+  EXPECT_EQ(upstream_.held(Topic::Channel("a")), 0);
+  EXPECT_EQ(upstream_.held(Topic::Channel("b")), 1);
+}
+
+TEST_F(HubTest, ShutdownClosesEverySubscriber) {
+  auto a = NewSubscriber();
+  auto b = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(a, {"a"}, {}).ok());
+  hub_.Shutdown();
+  Event e;
+  EXPECT_EQ(a->Pop(&e), Subscriber::PopResult::kClosed);
+  EXPECT_EQ(b->Pop(&e), Subscriber::PopResult::kClosed);
+  EXPECT_EQ(a->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_GE(sinks_[1]->ready(), 1);
+  EXPECT_FALSE(hub_.Connect(std::make_shared<CountingSink>(), {}).ok());
+}
+
+TEST_F(HubTest, PublishValidatesThenForwards) {
+  absl::StatusOr<int64_t> got;
+  hub_.Publish("", "x", [&](absl::StatusOr<int64_t> r) { got = r; });
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
+  hub_.Publish("a", std::string((1 << 20) + 1, 'x'), [&](absl::StatusOr<int64_t> r) { got = r; });
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kResourceExhausted);
+  hub_.Publish("a", "hello", [&](absl::StatusOr<int64_t> r) { got = r; });
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, 7);
+  EXPECT_EQ(upstream_.last_publish_, "a=hello");
+}
+
+// Many threads join and leave a few channels while another confirms orders as Redis
+// would. However they interleave, Redis ends holding exactly the channels that have
+// subscribers, never two subscriptions of one, and every subscriber got its Subscribed.
+TEST_F(HubTest, RacingJoinsAndLeavesKeepOneSubscriptionPerChannel) {
+  std::atomic<bool> done{false};
+  std::thread confirmer([&] {
+    while (!done.load()) {
+      if (!upstream_.ConfirmOne()) std::this_thread::yield();
+    }
+  });
+  const std::vector<std::string> channels = {"x", "y", "z"};
+  std::vector<std::thread> workers;
+  std::mutex keep_mu;
+  std::vector<std::shared_ptr<Subscriber>> kept;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      std::mt19937 rng(w);
+      for (int i = 0; i < 500; ++i) {
+        auto s = hub_.Connect(std::make_shared<CountingSink>(), {});
+        ASSERT_TRUE(s.ok());
+        const std::string& c = channels[rng() % channels.size()];
+        ASSERT_TRUE(hub_.Subscribe(*s, {c}, {}).ok());
+        if (rng() % 4 == 0) {
+          std::lock_guard<std::mutex> l(keep_mu);
+          kept.push_back(*s);
+        } else {
+          hub_.Disconnect(*s);
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  done = true;
+  confirmer.join();
+  upstream_.ConfirmAll();
+  absl::flat_hash_set<std::string> wanted;
+  for (auto& s : kept) {
+    for (const auto& t : s->topics()) wanted.insert(t.name);
+    std::vector<std::string> got = Drain(s);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].substr(0, 4), "sub:");
+  }
+  for (const auto& c : channels) {
+    EXPECT_EQ(upstream_.held(Topic::Channel(c)), wanted.contains(c) ? 1 : 0) << c;
+  }
+}
+
+}  // namespace
+}  // namespace bridge::hub

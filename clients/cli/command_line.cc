@@ -1,0 +1,200 @@
+#include "clients/cli/command_line.h"
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace bridgectl {
+namespace {
+
+constexpr char kUsage[] = R"(bridgectl: command-line client of Bridge (Redis pub/sub over gRPC).
+
+Usage:
+  bridgectl subscribe CHANNEL... [--pattern PATTERN]... [--reconnect] [--count N]
+  bridgectl publish CHANNEL [MESSAGE]        (MESSAGE read from standard input if absent)
+  bridgectl health [--service NAME] [--wait]
+  bridgectl --help
+
+Commands:
+  subscribe   Streams the messages of the channels and glob patterns (Redis PSUBSCRIBE
+              syntax), one line per event, until Ctrl-C or SIGTERM (exit status 0).
+  publish     Publishes one message (Redis PUBLISH) and prints how many Redis clients
+              received it.
+  health      Asks the gRPC health service; exit status 0 only when SERVING, i.e. when
+              Bridge is connected to Redis.
+
+Options (any command):
+  --addr HOST:PORT    Bridge's gRPC address (default $BRIDGE_ADDR, else localhost:50051).
+  --json              One JSON object per line, for jq and scripts.
+  --timeout DURATION  Deadline of publish and health, e.g. 500ms, 5s, 1m (default 10s).
+  -h, --help          This text.
+
+subscribe:
+  -p, --pattern PATTERN  Also subscribe to a pattern (repeatable).
+  --reconnect            On a lost stream (server gone, restarting), reconnect with
+                         exponential backoff and jitter, and resubscribe. Each channel or
+                         pattern that was live gets a gap event, reason "bridge_reconnect".
+  --count N              Exit 0 after N messages.
+
+health:
+  --service NAME  The service to ask about: "" (default, the whole server) or
+                  "bridge.v1.Bridge".
+  --wait          Wait until SERVING, at most --timeout, instead of asking once.
+
+Output (subscribe), one line per event:
+  subscribed channel news                   {"op":"subscribed","channel":"news"}
+  news #1: hello                            {"op":"message","channel":"news","seq":1,"data":"hello"}
+  news.eu (news.*) #3: hi                   {"op":"message","channel":"news.eu","pattern":"news.*","seq":3,"data":"hi"}
+  gap channel news: slow_consumer, 2 dropped {"op":"gap","channel":"news","reason":"slow_consumer","dropped":2}
+In human form, control characters are escaped (\n, \t, \xNN) and a payload that is not
+UTF-8 is printed hex-escaped; in JSON it comes as "data_b64" (base64) instead of "data".
+
+Exit status: 0 success (and Ctrl-C/SIGTERM), 1 an error from the server or the network
+(printed as "bridgectl: CODE: message"), or health not SERVING, 2 a usage error.
+)";
+
+absl::Status UsageError(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(what, " (see bridgectl --help)"));
+}
+
+absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
+  absl::Duration d;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    d = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &d)) {
+    return UsageError(absl::StrCat("--timeout: not a duration: '", text, "'"));
+  }
+  if (d <= absl::ZeroDuration()) return UsageError("--timeout must be positive");
+  return d;
+}
+
+}  // namespace
+
+const char* Usage() { return kUsage; }
+
+absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
+                                         const char* env_addr) {
+  Options o;
+  if (env_addr != nullptr && *env_addr != '\0') o.addr = env_addr;
+  std::vector<std::string> positional;
+  bool help = false;
+  bool flags_done = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (flags_done || arg == "-" || !absl::StartsWith(arg, "-")) {
+      positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      flags_done = true;
+      continue;
+    }
+    // --name=value or --name value.
+    std::string name = arg;
+    std::optional<std::string> inline_value;
+    if (std::size_t eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      inline_value = arg.substr(eq + 1);
+    }
+    auto value = [&]() -> absl::StatusOr<std::string> {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= args.size()) return UsageError(absl::StrCat(name, " needs a value"));
+      return args[++i];
+    };
+    auto no_value = [&]() -> absl::Status {
+      if (inline_value) return UsageError(absl::StrCat(name, " takes no value"));
+      return absl::OkStatus();
+    };
+    if (name == "-h" || name == "--help") {
+      help = true;
+    } else if (name == "--json") {
+      if (absl::Status s = no_value(); !s.ok()) return s;
+      o.json = true;
+    } else if (name == "--reconnect") {
+      if (absl::Status s = no_value(); !s.ok()) return s;
+      o.reconnect = true;
+    } else if (name == "--wait") {
+      if (absl::Status s = no_value(); !s.ok()) return s;
+      o.wait = true;
+    } else if (name == "--addr") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      if (v->empty()) return UsageError("--addr must not be empty");
+      o.addr = *v;
+    } else if (name == "-p" || name == "--pattern") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      o.patterns.push_back(*v);
+    } else if (name == "--service") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      o.service = *v;
+    } else if (name == "--timeout") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      absl::StatusOr<absl::Duration> d = ParseTimeout(*v);
+      if (!d.ok()) return d.status();
+      o.timeout = *d;
+    } else if (name == "--count") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      if (!absl::SimpleAtoi(*v, &o.count) || o.count < 0) {
+        return UsageError(absl::StrCat("--count: not a count: '", *v, "'"));
+      }
+    } else {
+      return UsageError(absl::StrCat("unknown option ", name));
+    }
+  }
+  if (help) {
+    o.command = Command::kHelp;
+    return o;
+  }
+  if (positional.empty()) return UsageError("missing command");
+  const std::string command = positional.front();
+  positional.erase(positional.begin());
+
+  // Options that belong to another command are mistakes worth pointing out.
+  auto only_for = [&](bool given, absl::string_view flag, Command c) -> absl::Status {
+    if (given && o.command != c) {
+      return UsageError(absl::StrCat(flag, " does not apply to ", command));
+    }
+    return absl::OkStatus();
+  };
+  if (command == "subscribe") {
+    o.command = Command::kSubscribe;
+    o.channels = positional;
+    if (o.channels.empty() && o.patterns.empty()) {
+      return UsageError("subscribe needs at least one CHANNEL or --pattern");
+    }
+  } else if (command == "publish") {
+    o.command = Command::kPublish;
+    if (positional.empty() || positional.size() > 2) {
+      return UsageError("publish takes CHANNEL and an optional MESSAGE");
+    }
+    o.channel = positional[0];
+    if (positional.size() == 2) o.message = positional[1];
+  } else if (command == "health") {
+    o.command = Command::kHealth;
+    if (!positional.empty()) return UsageError("health takes no arguments");
+  } else if (command == "help") {
+    o.command = Command::kHelp;
+    return o;
+  } else {
+    return UsageError(absl::StrCat("unknown command '", command, "'"));
+  }
+  for (absl::Status s : {only_for(!o.patterns.empty(), "--pattern", Command::kSubscribe),
+                         only_for(o.reconnect, "--reconnect", Command::kSubscribe),
+                         only_for(o.count != 0, "--count", Command::kSubscribe),
+                         only_for(!o.service.empty(), "--service", Command::kHealth),
+                         only_for(o.wait, "--wait", Command::kHealth)}) {
+    if (!s.ok()) return s;
+  }
+  return o;
+}
+
+}  // namespace bridgectl

@@ -1,0 +1,50 @@
+#ifndef BRIDGE_CLIENTS_CLI_COMMAND_LINE_H_
+#define BRIDGE_CLIENTS_CLI_COMMAND_LINE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace bridgectl {
+
+enum class Command { kHelp, kSubscribe, kPublish, kHealth };
+
+// Everything bridgectl was asked to do, parsed from argv and the environment.
+struct Options {
+  Command command = Command::kHelp;
+  // gRPC target: host:port, or anything grpc::CreateChannel accepts (unix:/path, dns:///...).
+  std::string addr = "localhost:50051";
+  bool json = false;
+  // Deadline of unary calls, and of health --wait.
+  absl::Duration timeout = absl::Seconds(10);
+
+  // subscribe
+  std::vector<std::string> channels;
+  std::vector<std::string> patterns;
+  bool reconnect = false;
+  // Exit 0 after this many messages (0: never).
+  long long count = 0;
+
+  // publish: the message, or nullopt to read it from standard input.
+  std::string channel;
+  std::optional<std::string> message;
+
+  // health
+  std::string service;
+  bool wait = false;
+};
+
+// The full --help text.
+const char* Usage();
+
+// Parses argv (argv[0] excluded). `env_addr` is $BRIDGE_ADDR (nullptr when unset); --addr
+// wins over it. Errors are usage errors, worded for the user.
+absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
+                                         const char* env_addr);
+
+}  // namespace bridgectl
+
+#endif  // BRIDGE_CLIENTS_CLI_COMMAND_LINE_H_

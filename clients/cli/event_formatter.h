@@ -1,0 +1,34 @@
+#ifndef BRIDGE_CLIENTS_CLI_EVENT_FORMATTER_H_
+#define BRIDGE_CLIENTS_CLI_EVENT_FORMATTER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "bridge/v1/bridge.pb.h"
+
+namespace bridgectl {
+
+// Turns what bridgectl prints into one line of text (no trailing newline): either the
+// human form or one JSON object with the same keys as Bridge's WebSocket protocol ("op",
+// "data" or "data_b64"), so that a script can read both the same way.
+class EventFormatter {
+ public:
+  explicit EventFormatter(bool json) : json_(json) {}
+
+  std::string Format(const bridge::v1::Event& event) const;
+  std::string Published(absl::string_view channel, int64_t receivers) const;
+  std::string Health(absl::string_view service, absl::string_view status) const;
+
+  // Escapes a payload for one terminal line: UTF-8 text stays as it is except control
+  // characters and backslashes; anything else becomes \xNN.
+  static std::string Printable(absl::string_view bytes);
+  static bool IsUtf8(absl::string_view bytes);
+
+ private:
+  bool json_;
+};
+
+}  // namespace bridgectl
+
+#endif  // BRIDGE_CLIENTS_CLI_EVENT_FORMATTER_H_

@@ -1,0 +1,113 @@
+#include "clients/cli/subscribe_command.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "bridge/v1/bridge.grpc.pb.h"
+#include "clients/cli/backoff.h"
+#include "clients/cli/connection.h"
+#include "clients/cli/event_formatter.h"
+#include "grpcpp/client_context.h"
+
+namespace bridgectl {
+namespace {
+
+using bridge::v1::Event;
+
+// Whether a new stream may succeed where this one failed. Errors about the request
+// itself (bad channel name, permissions, unknown method) will fail again the same way.
+bool Retriable(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::PERMISSION_DENIED:
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// A subscription's identity across streams: the channel or pattern it confirmed.
+std::string TargetKey(const bridge::v1::Subscribed& s) {
+  return s.target_case() == bridge::v1::Subscribed::kPattern ? absl::StrCat("p", s.pattern())
+                                                             : absl::StrCat("c", s.channel());
+}
+
+// What the client tells the user when a stream was lost and a new one is confirmed:
+// whatever was published in between did not reach it.
+Event ReconnectGap(const bridge::v1::Subscribed& s) {
+  Event gap;
+  if (s.target_case() == bridge::v1::Subscribed::kPattern) {
+    gap.mutable_gap()->set_pattern(s.pattern());
+  } else {
+    gap.mutable_gap()->set_channel(s.channel());
+  }
+  gap.mutable_gap()->set_reason("bridge_reconnect");
+  return gap;
+}
+
+}  // namespace
+
+int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, std::ostream& err) {
+  const EventFormatter formatter(options.json);
+  std::unique_ptr<bridge::v1::Bridge::Stub> stub =
+      bridge::v1::Bridge::NewStub(ConnectToBridge(options.addr));
+  bridge::v1::SubscribeRequest request;
+  for (const std::string& c : options.channels) request.add_channels(c);
+  for (const std::string& p : options.patterns) request.add_patterns(p);
+
+  Backoff backoff;
+  // Subscriptions some earlier stream confirmed: a new confirmation means a gap.
+  std::set<std::string> confirmed_before;
+  long long messages = 0;
+  for (;;) {
+    grpc::ClientContext context;
+    stop.SetCall(&context);
+    std::unique_ptr<grpc::ClientReader<Event>> reader = stub->Subscribe(&context, request);
+    std::set<std::string> confirmed;
+    bool enough = false;
+    Event event;
+    while (!enough && reader->Read(&event)) {
+      out << formatter.Format(event) << '\n';
+      if (event.has_subscribed()) {
+        backoff.Reset();
+        std::string key = TargetKey(event.subscribed());
+        if (confirmed_before.contains(key)) {
+          out << formatter.Format(ReconnectGap(event.subscribed())) << '\n';
+        }
+        confirmed.insert(std::move(key));
+      } else if (event.has_message() && options.count > 0 && ++messages >= options.count) {
+        enough = true;
+        context.TryCancel();
+      }
+      out.flush();
+    }
+    const grpc::Status status = reader->Finish();
+    stop.ClearCall();
+    confirmed_before.merge(confirmed);
+    if (enough || stop.stopped()) return kExitOk;
+    if (status.ok()) {
+      err << "bridgectl: the server ended the stream\n";
+      if (!options.reconnect) return kExitOk;
+    } else if (!options.reconnect || !Retriable(status)) {
+      err << "bridgectl: " << Describe(status) << '\n';
+      return kExitError;
+    }
+    const absl::Duration delay = backoff.Next();
+    err << "bridgectl: " << (status.ok() ? "stream ended" : Describe(status))
+        << "; reconnecting in " << absl::FormatDuration(absl::Trunc(delay, absl::Milliseconds(10)))
+        << '\n';
+    if (stop.SleepFor(delay)) return kExitOk;
+  }
+}
+
+}  // namespace bridgectl

@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// Bridge from Node.js: subscribe to channels and patterns, or publish a message.
+//
+//   node bridge-client.js subscribe news --pattern 'news.*'
+//   node bridge-client.js publish news 'hello'
+//
+// Loads the contract straight from proto/bridge/v1/bridge.proto (no generated code).
+// The subscriber prints one line per event, in bridgectl's human form, reconnects with
+// backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+'use strict';
+
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO = path.join(__dirname, '..', '..', 'proto', 'bridge', 'v1', 'bridge.proto');
+const definition = protoLoader.loadSync(PROTO, {
+  longs: String, // seq is a uint64: keep every digit
+  defaults: true,
+  oneofs: true, // event.kind names the field that is set
+});
+const { Bridge } = grpc.loadPackageDefinition(definition).bridge.v1;
+
+// Errors about the request itself: a new attempt would fail the same way.
+const FATAL = new Set([
+  grpc.status.INVALID_ARGUMENT, grpc.status.PERMISSION_DENIED, grpc.status.UNAUTHENTICATED,
+  grpc.status.UNIMPLEMENTED, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND,
+]);
+const codeName = (code) => Object.keys(grpc.status).find((k) => grpc.status[k] === code);
+
+// One terminal line: UTF-8 text as it is, control characters and backslashes escaped.
+// (Bytes that are not UTF-8 show as U+FFFD here; use payload itself for binary data.)
+function printable(buffer) {
+  const escapes = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
+  return buffer.toString('utf8').replace(/[\x00-\x1f\x7f\\]/g, (c) =>
+    escapes[c] || `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function describe(event) {
+  switch (event.kind) {
+    case 'subscribed': {
+      const s = event.subscribed;
+      return `subscribed ${s.target} ${s[s.target]}`;
+    }
+    case 'message': {
+      const m = event.message;
+      const via = m.pattern ? ` (${m.pattern})` : '';
+      return `${m.channel}${via} #${m.seq}: ${printable(m.payload)}`;
+    }
+    case 'gap': {
+      const g = event.gap;
+      const target = g.pattern ? `pattern ${g.pattern}` : `channel ${g.channel}`;
+      const dropped = Number(g.dropped) > 0 ? `, ${g.dropped} dropped` : '';
+      return `gap ${target}: ${g.reason}${dropped}`;
+    }
+    default:
+      return 'unknown event';
+  }
+}
+
+function subscribe(client, channels, patterns) {
+  let call = null;
+  let stopping = false;
+  let delay = 500;
+  let timer = null;
+  // Subscriptions an earlier stream confirmed: when a new stream confirms one again,
+  // what was published in between is lost, and the user hears of it.
+  const confirmed = new Set();
+  const stop = () => {
+    stopping = true;
+    clearTimeout(timer);
+    if (call) call.cancel(); // ends with CANCELLED, handled below
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  const open = () => {
+    call = client.subscribe({ channels, patterns });
+    call.on('data', (event) => {
+      console.log(describe(event));
+      if (event.kind === 'subscribed') {
+        delay = 500; // the connection proved good
+        const s = event.subscribed;
+        const key = `${s.target} ${s[s.target]}`;
+        if (confirmed.has(key)) console.log(`gap ${key}: bridge_reconnect`);
+        confirmed.add(key);
+      }
+    });
+    call.on('error', () => {}); // reported by 'status', which every call ends with
+    call.on('status', (status) => {
+      if (stopping) return;
+      if (FATAL.has(status.code)) {
+        console.error(`error: ${codeName(status.code)}: ${status.details}`);
+        process.exitCode = 1;
+        return;
+      }
+      retry(status.code === grpc.status.OK ? 'stream ended'
+                                             : `${codeName(status.code)}: ${status.details}`);
+    });
+  };
+  const retry = (why) => {
+    const wait = delay * (0.8 + 0.4 * Math.random());
+    console.error(`${why}; reconnecting in ${(wait / 1000).toFixed(1)}s`);
+    delay = Math.min(delay * 2, 30000);
+    call = null;
+    timer = setTimeout(open, wait);
+  };
+  open();
+}
+
+function publish(client, channel, payload) {
+  client.publish({ channel, payload }, { deadline: Date.now() + 10000 }, (err, reply) => {
+    if (err) {
+      console.error(`error: ${codeName(err.code)}: ${err.details}`);
+      process.exitCode = 1;
+    } else {
+      const noun = Number(reply.receivers) === 1 ? 'receiver' : 'receivers';
+      console.log(`published to ${channel}: ${reply.receivers} ${noun}`);
+    }
+    client.close();
+  });
+}
+
+function main(argv) {
+  const usage = 'usage: bridge-client.js [--addr HOST:PORT] subscribe CHANNEL... [--pattern P]...\n' +
+                '       bridge-client.js [--addr HOST:PORT] publish CHANNEL [MESSAGE]';
+  let addr = process.env.BRIDGE_ADDR || 'localhost:50051';
+  const positional = [];
+  const patterns = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--addr') addr = argv[++i];
+    else if (arg.startsWith('--addr=')) addr = arg.slice('--addr='.length);
+    else if (arg === '--pattern' || arg === '-p') patterns.push(argv[++i]);
+    else if (arg === '-h' || arg === '--help') return console.log(usage);
+    else positional.push(arg);
+  }
+  const [command, ...rest] = positional;
+  const client = new Bridge(addr, grpc.credentials.createInsecure());
+  if (command === 'subscribe' && (rest.length > 0 || patterns.length > 0)) {
+    subscribe(client, rest, patterns);
+  } else if (command === 'publish' && rest.length === 2) {
+    publish(client, rest[0], Buffer.from(rest[1]));
+  } else if (command === 'publish' && rest.length === 1) {
+    const chunks = [];
+    process.stdin.on('data', (c) => chunks.push(c));
+    process.stdin.on('end', () => publish(client, rest[0], Buffer.concat(chunks)));
+  } else {
+    console.error(usage);
+    process.exitCode = 2;
+    client.close();
+  }
+}
+
+main(process.argv.slice(2));

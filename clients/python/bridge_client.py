@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""Bridge from Python: subscribe to channels and patterns, or publish a message.
+
+    python3 bridge_client.py subscribe news --pattern 'news.*'
+    python3 bridge_client.py publish news 'hello'
+
+Uses Debian's python3-grpcio and python3-protobuf. The generated modules come from
+generate_stubs.sh; this script runs it on first use when they are missing (into
+build/python, or $BRIDGE_PY_STUBS).
+
+The subscriber prints one line per event, in bridgectl's human form, reconnects with
+backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+"""
+
+import argparse
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import threading
+
+import grpc
+
+HERE = pathlib.Path(__file__).resolve().parent
+STUBS = pathlib.Path(os.environ.get("BRIDGE_PY_STUBS", HERE.parent.parent / "build" / "python"))
+
+
+def load_stubs():
+    if not (STUBS / "bridge" / "v1" / "bridge_pb2_grpc.py").exists():
+        subprocess.run([str(HERE / "generate_stubs.sh"), str(STUBS)], check=True)
+    sys.path.insert(0, str(STUBS))
+    from bridge.v1 import bridge_pb2, bridge_pb2_grpc  # pylint: disable=import-outside-toplevel
+
+    return bridge_pb2, bridge_pb2_grpc
+
+
+pb, pb_grpc = load_stubs()
+
+# Errors about the request itself: a new attempt would fail the same way.
+FATAL = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+}
+
+
+ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def printable(data: bytes) -> str:
+    """One terminal line, as bridgectl prints it: UTF-8 text as it is; control characters,
+    backslashes and bytes that are not UTF-8 escaped."""
+    out = []
+    for c in data.decode("utf-8", errors="surrogateescape"):
+        code = ord(c)
+        if c in ESCAPES:
+            out.append(ESCAPES[c])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte surrogateescape could not decode
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def describe(event) -> str:
+    kind = event.WhichOneof("kind")
+    if kind == "subscribed":
+        s = event.subscribed
+        return f"subscribed {s.WhichOneof('target')} {getattr(s, s.WhichOneof('target'))}"
+    if kind == "message":
+        m = event.message
+        via = f" ({m.pattern})" if m.pattern else ""
+        return f"{m.channel}{via} #{m.seq}: {printable(m.payload)}"
+    if kind == "gap":
+        g = event.gap
+        target = f"pattern {g.pattern}" if g.pattern else f"channel {g.channel}"
+        dropped = f", {g.dropped} dropped" if g.dropped else ""
+        return f"gap {target}: {g.reason}{dropped}"
+    return "unknown event"
+
+
+class Subscriber:
+    """One Subscribe stream at a time, replaced with backoff when it is lost."""
+
+    def __init__(self, stub, channels, patterns):
+        self.stub = stub
+        self.request = pb.SubscribeRequest(channels=channels, patterns=patterns)
+        self.stopping = threading.Event()
+        self.call = None
+        # Subscriptions an earlier stream confirmed: when a new stream confirms one again,
+        # what was published in between is lost, and the user hears of it.
+        self.confirmed = set()
+
+    def stop(self, *_):
+        self.stopping.set()
+        if self.call is not None:
+            self.call.cancel()
+
+    def run(self) -> int:
+        delay = 0.5
+        while not self.stopping.is_set():
+            self.call = self.stub.Subscribe(self.request)
+            try:
+                for event in self.call:
+                    print(describe(event), flush=True)
+                    if event.WhichOneof("kind") == "subscribed":
+                        delay = 0.5  # the connection proved good
+                        target = describe(event).removeprefix("subscribed ")
+                        if target in self.confirmed:
+                            print(f"gap {target}: bridge_reconnect", flush=True)
+                        self.confirmed.add(target)
+                status = "stream ended"
+            except grpc.RpcError as err:
+                if self.stopping.is_set():
+                    break
+                if err.code() in FATAL:
+                    print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+                    return 1
+                status = f"{err.code().name}: {err.details()}"
+            wait = delay * random.uniform(0.8, 1.2)
+            print(f"{status}; reconnecting in {wait:.1f}s", file=sys.stderr, flush=True)
+            self.stopping.wait(wait)
+            delay = min(delay * 2, 30)
+        return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--addr", default=os.environ.get("BRIDGE_ADDR", "localhost:50051"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser("subscribe")
+    sub.add_argument("channels", nargs="*")
+    sub.add_argument("--pattern", "-p", action="append", default=[])
+    pub = commands.add_parser("publish")
+    pub.add_argument("channel")
+    pub.add_argument("message", nargs="?", help="default: standard input")
+    args = parser.parse_args()
+
+    with grpc.insecure_channel(args.addr) as channel:
+        stub = pb_grpc.BridgeStub(channel)
+        if args.command == "publish":
+            payload = args.message.encode() if args.message is not None else sys.stdin.buffer.read()
+            try:
+                reply = stub.Publish(pb.PublishRequest(channel=args.channel, payload=payload),
+                                     timeout=10)
+            except grpc.RpcError as err:
+                print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+                return 1
+            noun = "receiver" if reply.receivers == 1 else "receivers"
+            print(f"published to {args.channel}: {reply.receivers} {noun}", flush=True)
+            return 0
+        if not args.channels and not args.pattern:
+            parser.error("subscribe needs a channel or --pattern")
+        subscriber = Subscriber(stub, args.channels, args.pattern)
+        signal.signal(signal.SIGINT, subscriber.stop)
+        signal.signal(signal.SIGTERM, subscriber.stop)
+        return subscriber.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

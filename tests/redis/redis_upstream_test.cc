@@ -1,0 +1,468 @@
+#include "bridge/redis/redis_upstream.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bridge/hub/upstream.h"
+#include "gtest/gtest.h"
+#include "tests/support/redis_server.h"
+
+namespace bridge::redis {
+namespace {
+
+using ::bridge::hub::Topic;
+using ::bridge::testing::RedisServer;
+using ::bridge::testing::WaitFor;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+struct Event {
+  enum Kind { kConnected, kDisconnected, kSubscribed, kUnsubscribed, kMessage } kind;
+  uint64_t epoch = 0;
+  Topic topic;
+  std::string channel;
+  std::string payload;
+};
+
+// Records listener calls; tests wait on them with a deadline.
+class RecordingListener : public hub::UpstreamListener {
+ public:
+  void OnUpstreamConnected(uint64_t epoch) override { Add({Event::kConnected, epoch, {}, "", ""}); }
+  void OnUpstreamDisconnected() override { Add({Event::kDisconnected, 0, {}, "", ""}); }
+  void OnSubscribeConfirmed(const Topic& topic) override {
+    Add({Event::kSubscribed, 0, topic, "", ""});
+  }
+  void OnUnsubscribeConfirmed(const Topic& topic) override {
+    Add({Event::kUnsubscribed, 0, topic, "", ""});
+  }
+  void OnMessage(const Topic& topic, std::string_view channel, std::string_view payload) override {
+    Add({Event::kMessage, 0, topic, std::string(channel), std::string(payload)});
+  }
+
+  // The first event from index `from` on that `match` accepts, once there is one.
+  template <typename Match>
+  std::optional<Event> Await(size_t from, Match match) {
+    absl::MutexLock lock(&mu_);
+    std::optional<Event> found;
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (size_t i = from; i < events_.size(); ++i) {
+        if (match(events_[i])) {
+          found = events_[i];
+          return true;
+        }
+      }
+      return false;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), kWait);
+    return found;
+  }
+
+  uint64_t AwaitConnected(size_t from = 0) {
+    std::optional<Event> e =
+        Await(from, [](const Event& e) { return e.kind == Event::kConnected; });
+    return e ? e->epoch : 0;
+  }
+  bool AwaitKind(Event::Kind kind, const Topic& topic, size_t from = 0) {
+    return Await(from, [&](const Event& e) { return e.kind == kind && e.topic == topic; })
+        .has_value();
+  }
+
+  size_t size() const {
+    absl::MutexLock lock(&mu_);
+    return events_.size();
+  }
+  std::vector<Event> events() const {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+  int Count(Event::Kind kind) const {
+    absl::MutexLock lock(&mu_);
+    int n = 0;
+    for (const Event& e : events_) n += e.kind == kind;
+    return n;
+  }
+
+ private:
+  void Add(Event e) {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(std::move(e));
+  }
+
+  mutable absl::Mutex mu_;
+  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
+};
+
+// The answer to one Publish, awaited with a deadline.
+class PublishResult {
+ public:
+  hub::Upstream::PublishCallback Callback() {
+    return [this](absl::StatusOr<int64_t> r) {
+      absl::MutexLock lock(&mu_);
+      ++calls_;
+      result_ = std::move(r);
+    };
+  }
+  absl::StatusOr<int64_t> Await() {
+    absl::MutexLock lock(&mu_);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ > 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&done), kWait)) {
+      return absl::DeadlineExceededError("test: no publish answer");
+    }
+    return result_;
+  }
+  int calls() const {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::StatusOr<int64_t> result_ ABSL_GUARDED_BY(mu_) = absl::UnknownError("unset");
+};
+
+class RedisUpstreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  void TearDown() override {
+    if (upstream_) upstream_->Stop();
+    upstream_.reset();
+    work_.reset();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  RedisUpstreamOptions Options(std::string url) {
+    RedisUpstreamOptions options;
+    options.url = std::move(url);
+    options.connect_timeout = absl::Seconds(2);
+    options.backoff_initial = absl::Milliseconds(10);
+    options.backoff_max = absl::Milliseconds(200);
+    return options;
+  }
+
+  void StartUpstream(const RedisUpstreamOptions& options) {
+    absl::StatusOr<std::unique_ptr<RedisUpstream>> upstream = RedisUpstream::Create(options, io_);
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = *std::move(upstream);
+    upstream_->SetListener(&listener_);
+    upstream_->Start();
+  }
+
+  // Starts against `server` and waits for both connections.
+  uint64_t Connect(const RedisServer& server) {
+    StartUpstream(Options(server.url()));
+    const uint64_t epoch = listener_.AwaitConnected();
+    EXPECT_NE(epoch, 0u);
+    EXPECT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+    return epoch;
+  }
+
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  std::vector<std::thread> threads_;
+  RecordingListener listener_;
+  std::unique_ptr<RedisUpstream> upstream_;
+};
+
+TEST_F(RedisUpstreamTest, CreateRejectsBadUrl) {
+  absl::StatusOr<std::unique_ptr<RedisUpstream>> upstream =
+      RedisUpstream::Create(Options("redis://h:0"), io_);
+  EXPECT_EQ(upstream.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RedisUpstreamTest, SubscribeConfirmsAndDeliversChannelMessages) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  upstream_->Subscribe(Topic::Channel("news"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("news")));
+  EXPECT_EQ(server.NumSub("news"), 1);
+
+  const size_t mark = listener_.size();
+  EXPECT_EQ(server.Publish("news", "hello"), 1);
+  std::optional<Event> m =
+      listener_.Await(mark, [](const Event& e) { return e.kind == Event::kMessage; });
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->topic, Topic::Channel("news"));
+  EXPECT_EQ(m->channel, "news");
+  EXPECT_EQ(m->payload, "hello");
+}
+
+TEST_F(RedisUpstreamTest, PatternSubscribeDeliversWithThePattern) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  upstream_->Subscribe(Topic::Pattern("news.*"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Pattern("news.*")));
+  EXPECT_EQ(server.NumPat(), 1);
+
+  EXPECT_EQ(server.Publish("news.eu", "bonjour"), 1);
+  std::optional<Event> m =
+      listener_.Await(0, [](const Event& e) { return e.kind == Event::kMessage; });
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->topic, Topic::Pattern("news.*"));
+  EXPECT_EQ(m->channel, "news.eu");
+  EXPECT_EQ(m->payload, "bonjour");
+}
+
+TEST_F(RedisUpstreamTest, BinaryChannelAndPayloadRoundTrip) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  const std::string channel("bin\0chan\r\n", 10);
+  const std::string payload("\0\xff\x01 \r\n%s%b", 11);
+  upstream_->Subscribe(Topic::Channel(channel), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel(channel)));
+
+  // Published through our own publish connection, so both directions carry the bytes.
+  PublishResult result;
+  upstream_->Publish(channel, payload, result.Callback());
+  absl::StatusOr<int64_t> receivers = result.Await();
+  ASSERT_TRUE(receivers.ok()) << receivers.status();
+  EXPECT_EQ(*receivers, 1);
+  std::optional<Event> m =
+      listener_.Await(0, [](const Event& e) { return e.kind == Event::kMessage; });
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->channel, channel);
+  EXPECT_EQ(m->payload, payload);
+}
+
+TEST_F(RedisUpstreamTest, UnsubscribeConfirmsAndRedisForgets) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  upstream_->Subscribe(Topic::Channel("a"), epoch);
+  upstream_->Subscribe(Topic::Pattern("p.*"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("a")));
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Pattern("p.*")));
+
+  upstream_->Unsubscribe(Topic::Channel("a"), epoch);
+  upstream_->Unsubscribe(Topic::Pattern("p.*"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kUnsubscribed, Topic::Channel("a")));
+  ASSERT_TRUE(listener_.AwaitKind(Event::kUnsubscribed, Topic::Pattern("p.*")));
+  EXPECT_EQ(server.NumSub("a"), 0);
+  EXPECT_EQ(server.NumPat(), 0);
+
+  // Back to zero subscriptions (hiredis leaves subscribe mode): a new one still works.
+  const size_t mark = listener_.size();
+  upstream_->Subscribe(Topic::Channel("a"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("a"), mark));
+  EXPECT_EQ(server.Publish("a", "again"), 1);
+  EXPECT_TRUE(
+      listener_
+          .Await(mark,
+                 [](const Event& e) { return e.kind == Event::kMessage && e.payload == "again"; })
+          .has_value());
+}
+
+TEST_F(RedisUpstreamTest, ConfirmationsComeInOrder) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  const std::vector<std::string> names = {"c1", "c2", "c3", "c4", "c5"};
+  for (const std::string& n : names) upstream_->Subscribe(Topic::Channel(n), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("c5")));
+  std::vector<std::string> confirmed;
+  for (const Event& e : listener_.events()) {
+    if (e.kind == Event::kSubscribed) confirmed.push_back(e.topic.name);
+  }
+  EXPECT_EQ(confirmed, names);
+}
+
+TEST_F(RedisUpstreamTest, StaleEpochIsIgnored) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  upstream_->Subscribe(Topic::Channel("stale"), epoch + 1);
+  upstream_->Subscribe(Topic::Channel("fresh"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("fresh")));
+  // Orders run in posting order on one strand: "stale" was dropped, not delayed.
+  EXPECT_EQ(server.NumSub("stale"), 0);
+  EXPECT_EQ(listener_.Count(Event::kSubscribed), 1);
+}
+
+TEST_F(RedisUpstreamTest, PublishReturnsReceiverCount) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  PublishResult none;
+  upstream_->Publish("room", "x", none.Callback());
+  absl::StatusOr<int64_t> r = none.Await();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 0);
+
+  upstream_->Subscribe(Topic::Channel("room"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("room")));
+  PublishResult one;
+  upstream_->Publish("room", "y", one.Callback());
+  r = one.Await();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 1);
+  EXPECT_EQ(one.calls(), 1);
+}
+
+TEST_F(RedisUpstreamTest, PublishWhileRedisIsDownFailsFast) {
+  RedisServer server;
+  Connect(server);
+  server.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !upstream_->connected(); }, kWait));
+  PublishResult result;
+  const absl::Time start = absl::Now();
+  upstream_->Publish("c", "p", result.Callback());
+  absl::StatusOr<int64_t> r = result.Await();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST_F(RedisUpstreamTest, PublishTimesOut) {
+  RedisServer server;
+  RedisUpstreamOptions options = Options(server.url());
+  options.publish_timeout = absl::Milliseconds(100);
+  StartUpstream(options);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+  // Redis holds every client's commands (PUBLISH included) for a while.
+  ASSERT_TRUE(server.Command({"CLIENT", "PAUSE", "1500", "ALL"}).ok());
+  PublishResult result;
+  upstream_->Publish("c", "p", result.Callback());
+  EXPECT_EQ(result.Await().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(result.calls(), 1);
+}
+
+TEST_F(RedisUpstreamTest, ReconnectsWithANewEpochAfterRedisRestarts) {
+  RedisServer server;
+  const uint64_t first = Connect(server);
+  upstream_->Subscribe(Topic::Channel("live"), first);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("live")));
+
+  server.Kill();
+  const size_t mark = listener_.size();
+  ASSERT_TRUE(listener_.Await(mark, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  server.Start();
+  const uint64_t second = listener_.AwaitConnected(mark);
+  ASSERT_NE(second, 0u);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(listener_.Count(Event::kDisconnected), 1);
+
+  // An order for the old connection is ignored; the new epoch resubscribes.
+  upstream_->Subscribe(Topic::Channel("old"), first);
+  upstream_->Subscribe(Topic::Channel("live"), second);
+  const size_t after = listener_.size();
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("live"), mark));
+  EXPECT_EQ(server.NumSub("old"), 0);
+  EXPECT_EQ(server.Publish("live", "back"), 1);
+  EXPECT_TRUE(
+      listener_
+          .Await(after > mark ? mark : after,
+                 [](const Event& e) { return e.kind == Event::kMessage && e.payload == "back"; })
+          .has_value());
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+  PublishResult result;
+  upstream_->Publish("live", "via-us", result.Callback());
+  absl::StatusOr<int64_t> r = result.Await();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 1);
+}
+
+TEST_F(RedisUpstreamTest, AuthenticatesWithThePassword) {
+  RedisServer server({"requirepass secret"});
+  StartUpstream(Options("redis://:secret@127.0.0.1:" + std::to_string(server.port())));
+  const uint64_t epoch = listener_.AwaitConnected();
+  ASSERT_NE(epoch, 0u);
+  upstream_->Subscribe(Topic::Channel("auth"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("auth")));
+  EXPECT_EQ(server.Publish("auth", "ok"), 1);
+}
+
+TEST_F(RedisUpstreamTest, AuthenticatesWithUserAndPassword) {
+  RedisServer server({"requirepass secret"});
+  StartUpstream(Options("redis://default:secret@127.0.0.1:" + std::to_string(server.port())));
+  EXPECT_NE(listener_.AwaitConnected(), 0u);
+}
+
+TEST_F(RedisUpstreamTest, BadPasswordKeepsRetryingAndNeverConnects) {
+  RedisServer server({"requirepass secret"});
+  StartUpstream(Options("redis://:wrong@127.0.0.1:" + std::to_string(server.port())));
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().connect_failures >= 6; }, kWait));
+  const RedisUpstreamStats stats = upstream_->Stats();
+  EXPECT_NE(stats.last_error.find("WRONGPASS"), std::string::npos) << stats.last_error;
+  EXPECT_FALSE(stats.subscriber_connected);
+  EXPECT_FALSE(upstream_->connected());
+  EXPECT_EQ(listener_.Count(Event::kConnected), 0);
+}
+
+TEST_F(RedisUpstreamTest, NoPasswordAgainstRequirepassNeverConnects) {
+  RedisServer server({"requirepass secret"});
+  StartUpstream(Options(server.url()));
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().connect_failures >= 2; }, kWait));
+  EXPECT_NE(upstream_->Stats().last_error.find("NOAUTH"), std::string::npos)
+      << upstream_->Stats().last_error;
+  EXPECT_EQ(listener_.Count(Event::kConnected), 0);
+}
+
+TEST_F(RedisUpstreamTest, UnixSocketWithDatabase) {
+  RedisServer server;
+  StartUpstream(Options("unix://" + server.unix_socket() + "?db=2"));
+  const uint64_t epoch = listener_.AwaitConnected();
+  ASSERT_NE(epoch, 0u);
+  upstream_->Subscribe(Topic::Channel("sock"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("sock")));
+  EXPECT_EQ(server.Publish("sock", "via unix"), 1);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+}
+
+TEST_F(RedisUpstreamTest, KeepsRetryingUntilRedisAppears) {
+  RedisServer server;
+  server.Stop();
+  StartUpstream(Options(server.url()));
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().connect_failures >= 2; }, kWait));
+  server.Start();
+  EXPECT_NE(listener_.AwaitConnected(), 0u);
+  EXPECT_EQ(listener_.Count(Event::kDisconnected), 0);
+}
+
+TEST_F(RedisUpstreamTest, StopAnswersPendingPublishesAndSilencesTheListener) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  upstream_->Subscribe(Topic::Channel("s"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("s")));
+  // Held by Redis, so they are still pending when Stop comes.
+  ASSERT_TRUE(server.Command({"CLIENT", "PAUSE", "2000", "ALL"}).ok());
+  std::vector<std::unique_ptr<PublishResult>> results;
+  for (int i = 0; i < 5; ++i) {
+    results.push_back(std::make_unique<PublishResult>());
+    upstream_->Publish("s", "pending", results.back()->Callback());
+  }
+  upstream_->Stop();
+  for (auto& result : results) {
+    absl::StatusOr<int64_t> r = result->Await();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+    EXPECT_EQ(result->calls(), 1);
+  }
+  const size_t events = listener_.size();
+  // After Stop: publishes fail at once, orders are ignored, the listener hears nothing.
+  PublishResult late;
+  upstream_->Publish("s", "late", late.Callback());
+  EXPECT_EQ(late.Await().status().code(), absl::StatusCode::kUnavailable);
+  upstream_->Subscribe(Topic::Channel("t"), epoch);
+  upstream_.reset();
+  EXPECT_EQ(listener_.size(), events);
+}
+
+TEST_F(RedisUpstreamTest, StopWhileConnectingAndDestroy) {
+  RedisServer server;
+  server.Stop();
+  StartUpstream(Options(server.url()));
+  upstream_->Stop();
+  upstream_.reset();
+  EXPECT_EQ(listener_.Count(Event::kConnected), 0);
+}
+
+}  // namespace
+}  // namespace bridge::redis

@@ -1,0 +1,129 @@
+#include "bridge/redis/redis_url.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace bridge::redis {
+namespace {
+
+TEST(RedisUrlTest, HostPortAndDefaults) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://cache.local");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_FALSE(url->is_unix());
+  EXPECT_EQ(url->host, "cache.local");
+  EXPECT_EQ(url->port, 6379);
+  EXPECT_EQ(url->db, 0);
+  EXPECT_TRUE(url->user.empty());
+  EXPECT_TRUE(url->password.empty());
+
+  url = RedisUrl::Parse("redis://127.0.0.1:7000/3");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->host, "127.0.0.1");
+  EXPECT_EQ(url->port, 7000);
+  EXPECT_EQ(url->db, 3);
+
+  url = RedisUrl::Parse("redis://h:1/");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->db, 0);
+}
+
+TEST(RedisUrlTest, UserAndPassword) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://alice:s3cret@h:6380/1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->user, "alice");
+  EXPECT_EQ(url->password, "s3cret");
+  EXPECT_EQ(url->port, 6380);
+  EXPECT_EQ(url->db, 1);
+}
+
+TEST(RedisUrlTest, PasswordOnly) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://:pass@h:1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->user, "");
+  EXPECT_EQ(url->password, "pass");
+}
+
+TEST(RedisUrlTest, PercentDecodesCredentials) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://us%3Aer:p%40ss%2Fw%25rd@h:1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->user, "us:er");
+  EXPECT_EQ(url->password, "p@ss/w%rd");
+}
+
+TEST(RedisUrlTest, Ipv6Literal) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://[::1]:6390/2");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->host, "::1");
+  EXPECT_EQ(url->port, 6390);
+  EXPECT_EQ(url->db, 2);
+}
+
+TEST(RedisUrlTest, UnixSockets) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("/var/run/redis.sock");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_TRUE(url->is_unix());
+  EXPECT_EQ(url->socket_path, "/var/run/redis.sock");
+  EXPECT_EQ(url->db, 0);
+
+  url = RedisUrl::Parse("unix:///tmp/r.sock?db=5");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_TRUE(url->is_unix());
+  EXPECT_EQ(url->socket_path, "/tmp/r.sock");
+  EXPECT_EQ(url->db, 5);
+}
+
+TEST(RedisUrlTest, RejectsBadUrls) {
+  for (const char* bad : {
+           "",
+           "localhost:6379",
+           "http://h:1",
+           "rediss://h:1",
+           "redis://",
+           "redis://:1",
+           "redis://h:",
+           "redis://h:0",
+           "redis://h:65536",
+           "redis://h:12ab",
+           "redis://h:-1",
+           "redis://h:1/x",
+           "redis://h:1/-2",
+           "redis://h:1?timeout=3",
+           "redis://user@h:1",
+           "redis://:@h:1",
+           "redis://a:b%zz@h:1",
+           "redis://a:b%4@h:1",
+           "redis://[::1:1",
+           "unix://relative.sock",
+           "unix:///tmp/r.sock?timeout=1",
+           "unix:///tmp/r.sock?db=x",
+       }) {
+    absl::StatusOr<RedisUrl> url = RedisUrl::Parse(bad);
+    EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument) << "'" << bad << "'";
+  }
+}
+
+TEST(RedisUrlTest, ErrorsNeverEchoThePassword) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://:topsecret@h:99999");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(std::string(url.status().message()).find("topsecret"), std::string::npos);
+}
+
+TEST(RedisUrlTest, RedactedHidesThePassword) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis://alice:s3cret@h:6380/1");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->Redacted(), "redis://alice:***@h:6380/1");
+  url = RedisUrl::Parse("redis://:s3cret@h");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->Redacted(), "redis://:***@h:6379");
+  url = RedisUrl::Parse("redis://[::1]:7");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->Redacted(), "redis://[::1]:7");
+  url = RedisUrl::Parse("unix:///tmp/r.sock?db=2");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->Redacted(), "unix:///tmp/r.sock?db=2");
+}
+
+}  // namespace
+}  // namespace bridge::redis

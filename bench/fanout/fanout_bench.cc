@@ -1,0 +1,295 @@
+// fanout_bench: N subscribers of one transport (gRPC streams, WebSockets, or plain Redis
+// connections) against a running target; publishes M messages of S bytes straight to
+// Redis and reports deliveries/s, publish->receive latency, loss and reordering, and the
+// CPU and memory of the target and of its Redis. One human table and one JSON line per
+// run. Starts nothing by itself: bench/run starts the servers.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "bench/fanout/grpc_clients.h"
+#include "bench/fanout/proc_stats.h"
+#include "bench/fanout/publisher.h"
+#include "bench/fanout/receiver.h"
+#include "bench/fanout/ws_clients.h"
+#include "nlohmann/json.hpp"
+
+ABSL_FLAG(std::string, transport, "grpc", "grpc, ws, or redis (subscribers straight to Redis)");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
+          "host:port of the server under test (for --transport=redis: the Redis to subscribe to)");
+ABSL_FLAG(std::string, ws_path, "/ws", "WebSocket path");
+ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "host:port of the Redis to publish to");
+ABSL_FLAG(int, subscribers, 100, "number of subscribers (streams, sockets, connections)");
+ABSL_FLAG(int, channels, 1, "channels; subscriber i takes channel i % channels");
+ABSL_FLAG(std::string, channel_prefix, "bench", "channel names are <prefix>.<index>");
+ABSL_FLAG(uint64_t, messages, 1000, "messages to publish in all");
+ABSL_FLAG(uint64_t, payload, 100, "payload size in bytes");
+ABSL_FLAG(double, duration, 0,
+          "stop publishing after this many seconds (0 = when --messages are out)");
+ABSL_FLAG(double, rate, 0, "messages per second in all; 0 = saturate within --window");
+ABSL_FLAG(uint64_t, window, 0,
+          "most messages in flight (published, not yet delivered to all); 0 = 50000/fan-out, "
+          "at least 4");
+ABSL_FLAG(int, grpc_connections, 4, "gRPC connections the streams are spread over");
+ABSL_FLAG(int, threads, 1, "I/O threads of the WebSocket and Redis clients");
+ABSL_FLAG(int, connect_concurrency, 256, "connections opened at once during the ramp");
+ABSL_FLAG(double, connect_timeout, 60, "seconds for every subscriber to be live");
+ABSL_FLAG(double, drain_timeout, 3, "seconds without a delivery before giving up on the rest");
+ABSL_FLAG(int, target_pid, 0, "pid of the server under test, for its CPU and memory");
+ABSL_FLAG(int, redis_pid, 0, "pid of its redis-server, for its CPU (same as target: counted once)");
+ABSL_FLAG(bool, idle, false, "only connect, hold, and measure the target's memory");
+ABSL_FLAG(double, hold, 2, "--idle: seconds to hold the connections before measuring");
+ABSL_FLAG(std::string, label, "", "name of the system under test, copied to the JSON");
+ABSL_FLAG(std::string, json, "", "also append the JSON line to this file");
+
+namespace bridge::bench {
+namespace {
+
+bool SplitHostPort(const std::string& s, std::string* host, int* port) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = s.substr(0, colon);
+  return absl::SimpleAtoi(s.substr(colon + 1), port);
+}
+
+double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+struct CpuSample {
+  double target = 0, redis = 0, own = 0;
+  uint64_t wall_ns = 0;
+};
+
+CpuSample SampleCpu(pid_t target, pid_t redis) {
+  CpuSample s;
+  s.wall_ns = NowNs();
+  s.target = SampleProcess(target).cpu_seconds;
+  if (redis != target) s.redis = SampleProcess(redis).cpu_seconds;
+  s.own = OwnCpuSeconds();
+  return s;
+}
+
+int Main() {
+  const std::string transport = absl::GetFlag(FLAGS_transport);
+  const int n = absl::GetFlag(FLAGS_subscribers);
+  const int channels = absl::GetFlag(FLAGS_channels);
+  if (n <= 0 || channels <= 0 || n % channels != 0) {
+    std::fprintf(stderr, "--subscribers must be a positive multiple of --channels\n");
+    return 2;
+  }
+  const uint64_t fanout = static_cast<uint64_t>(n / channels);
+  const pid_t target_pid = absl::GetFlag(FLAGS_target_pid);
+  const pid_t redis_pid = absl::GetFlag(FLAGS_redis_pid);
+  const uint64_t files = RaiseFileLimit();
+  if (files < static_cast<uint64_t>(n) + 64) {
+    std::fprintf(stderr, "fanout_bench: open-files limit %llu is too low for %d subscribers\n",
+                 static_cast<unsigned long long>(files), n);
+    return 2;
+  }
+
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(absl::GetFlag(FLAGS_target), &host, &port)) {
+    std::fprintf(stderr, "--target must be host:port\n");
+    return 2;
+  }
+  Receiver receiver(n, channels);
+  receiver.set_prefix(absl::GetFlag(FLAGS_channel_prefix));
+  std::unique_ptr<Clients> clients;
+  const int threads = absl::GetFlag(FLAGS_threads);
+  const int concurrency = absl::GetFlag(FLAGS_connect_concurrency);
+  if (transport == "grpc") {
+    clients = std::make_unique<GrpcClients>(&receiver, absl::GetFlag(FLAGS_target),
+                                            absl::GetFlag(FLAGS_grpc_connections));
+  } else if (transport == "ws") {
+    clients = std::make_unique<WsClients>(&receiver, host, port, absl::GetFlag(FLAGS_ws_path),
+                                          threads, concurrency);
+  } else if (transport == "redis") {
+    clients = std::make_unique<RedisClients>(&receiver, host, port, threads, concurrency);
+  } else {
+    std::fprintf(stderr, "--transport must be grpc, ws or redis\n");
+    return 2;
+  }
+
+  nlohmann::json out;
+  out["label"] = absl::GetFlag(FLAGS_label);
+  out["transport"] = transport;
+  out["subscribers"] = n;
+  out["channels"] = channels;
+  out["payload"] = absl::GetFlag(FLAGS_payload);
+  out["idle"] = absl::GetFlag(FLAGS_idle);
+
+  // Ramp: connect everyone and wait for every subscription to be confirmed.
+  const ProcSample before_connect = SampleProcess(target_pid);
+  const uint64_t ramp_start = NowNs();
+  clients->Start();
+  const uint64_t deadline =
+      ramp_start + static_cast<uint64_t>(absl::GetFlag(FLAGS_connect_timeout) * 1e9);
+  while (receiver.live() + receiver.failed() < n && NowNs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double ramp_s = Seconds(NowNs() - ramp_start);
+  out["connect_s"] = ramp_s;
+  out["live"] = receiver.live();
+  out["connect_failed"] = receiver.failed();
+  int rc = 0;
+  if (receiver.live() < n) {
+    std::fprintf(stderr, "fanout_bench: only %d of %d subscribers live after %.1f s\n",
+                 receiver.live(), n, ramp_s);
+    rc = 1;
+  }
+
+  if (absl::GetFlag(FLAGS_idle)) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_hold)));
+    const ProcSample held = SampleProcess(target_pid);
+    out["rss_before_kb"] = before_connect.rss_kb;
+    out["rss_after_kb"] = held.rss_kb;
+    const double per = n > 0 ? static_cast<double>(held.rss_kb - before_connect.rss_kb) / n : 0;
+    out["rss_per_subscriber_kb"] = per;
+    out["target_threads"] = held.threads;
+    std::printf(
+        "%-22s %-6s idle %6d subs  live %6d  RSS %7lld -> %7lld KiB  = %6.2f KiB/sub  "
+        "ramp %.1f s\n",
+        absl::GetFlag(FLAGS_label).c_str(), transport.c_str(), n, receiver.live(),
+        static_cast<long long>(before_connect.rss_kb), static_cast<long long>(held.rss_kb), per,
+        ramp_s);
+  } else if (rc == 0) {
+    PublisherOptions po;
+    SplitHostPort(absl::GetFlag(FLAGS_redis), &po.host, &po.port);
+    po.channels = channels;
+    po.messages = absl::GetFlag(FLAGS_messages);
+    po.payload_bytes = absl::GetFlag(FLAGS_payload);
+    po.rate = absl::GetFlag(FLAGS_rate);
+    po.fanout = fanout;
+    po.duration_seconds = absl::GetFlag(FLAGS_duration);
+    po.window = absl::GetFlag(FLAGS_window);
+    if (po.window == 0) po.window = std::max<uint64_t>(4, 50000 / fanout);
+    Publisher publisher(po, &receiver);
+    if (auto st = publisher.Connect(); !st.ok()) {
+      std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      return 1;
+    }
+    ResetPeakRss(target_pid);
+    const CpuSample c0 = SampleCpu(target_pid, redis_pid);
+    const PublisherResult pr = publisher.Run();
+    const uint64_t expected = pr.published * fanout;
+    // Drain: wait for the rest, giving up after a quiet spell.
+    const uint64_t drain_ns = static_cast<uint64_t>(absl::GetFlag(FLAGS_drain_timeout) * 1e9);
+    uint64_t last = receiver.delivered(), quiet_since = NowNs();
+    while (receiver.delivered() < expected) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      const uint64_t d = receiver.delivered();
+      if (d != last) {
+        last = d;
+        quiet_since = NowNs();
+      } else if (NowNs() - quiet_since > drain_ns) {
+        break;
+      }
+    }
+    const CpuSample c1 = SampleCpu(target_pid, redis_pid);
+    const ProcSample peak = SampleProcess(target_pid);
+    const uint64_t delivered = receiver.delivered();
+    const uint64_t end = std::max(receiver.last_delivery_ns(), c0.wall_ns + 1);
+    const double active_s = Seconds(end - c0.wall_ns);
+    const double wall_s = Seconds(c1.wall_ns - c0.wall_ns);
+    uint64_t lost = 0, reordered = 0, gaps = 0;
+    int lossy = 0;
+    const uint64_t per_channel_total = pr.published / channels;
+    for (int i = 0; i < n; ++i) {
+      const auto& s = receiver.subscriber(i);
+      // Channel c got the messages i with i % channels == c.
+      const uint64_t want =
+          per_channel_total + (static_cast<uint64_t>(s.channel) < pr.published % channels ? 1 : 0);
+      const uint64_t unique = s.received - s.reordered;
+      if (unique < want) {
+        lost += want - unique;
+        ++lossy;
+      }
+      reordered += s.reordered;
+      gaps += s.gaps;
+    }
+    const double target_cpu = c1.target - c0.target;
+    const double redis_cpu = c1.redis - c0.redis;
+    const double server_cpu = target_cpu + redis_cpu;
+    const double own_cpu = c1.own - c0.own;
+    const double server_util = wall_s > 0 ? server_cpu / active_s : 0;
+    const double gen_util = wall_s > 0 ? own_cpu / active_s : 0;
+    const char* bottleneck = server_util >= 0.85 && gen_util >= 0.85 ? "both"
+                             : server_util >= 0.85                   ? "target"
+                             : gen_util >= 0.85                      ? "generator"
+                                                                     : "neither";
+    const auto& h = receiver.latency();
+    auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
+    out["rate"] = po.rate;
+    out["window"] = po.window;
+    out["published"] = pr.published;
+    out["publish_s"] = pr.seconds;
+    out["publish_errors"] = pr.errors;
+    out["window_stalls"] = pr.stalls;
+    out["expected"] = expected;
+    out["delivered"] = delivered;
+    out["lost"] = lost;
+    out["lossy_subscribers"] = lossy;
+    out["reordered"] = reordered;
+    out["gaps"] = gaps;
+    out["malformed"] = receiver.malformed();
+    out["duration_s"] = active_s;
+    out["deliveries_per_s"] = active_s > 0 ? static_cast<double>(delivered) / active_s : 0;
+    out["messages_per_s"] = active_s > 0 ? static_cast<double>(pr.published) / active_s : 0;
+    out["latency_us"] = {{"p50", us(h.Quantile(0.5))},
+                         {"p90", us(h.Quantile(0.9))},
+                         {"p99", us(h.Quantile(0.99))},
+                         {"p999", us(h.Quantile(0.999))},
+                         {"max", us(h.Max())}};
+    out["target_cpu_s"] = target_cpu;
+    out["redis_cpu_s"] = redis_cpu;
+    out["server_cpu_us_per_delivery"] =
+        delivered > 0 ? server_cpu * 1e6 / static_cast<double>(delivered) : 0;
+    out["generator_cpu_s"] = own_cpu;
+    out["server_util"] = server_util;
+    out["generator_util"] = gen_util;
+    out["bottleneck"] = bottleneck;
+    out["target_peak_rss_kb"] = peak.peak_rss_kb;
+    out["target_rss_kb"] = peak.rss_kb;
+    out["target_threads"] = peak.threads;
+    std::printf(
+        "%-22s %-5s subs %5d ch %4d  %5llu B  %s  deliv/s %10.0f  p50 %8.1f p99 %8.1f p99.9 "
+        "%8.1f max %8.1f us  lost %llu reord %llu gaps %llu  srv %.2f us/deliv (util %.2f)  "
+        "gen util %.2f  [%s]  RSS %lld KiB\n",
+        absl::GetFlag(FLAGS_label).c_str(), transport.c_str(), n, channels,
+        static_cast<unsigned long long>(po.payload_bytes),
+        po.rate > 0 ? ("rate " + std::to_string(static_cast<long>(po.rate))).c_str() : "sat",
+        out["deliveries_per_s"].get<double>(), us(h.Quantile(0.5)), us(h.Quantile(0.99)),
+        us(h.Quantile(0.999)), us(h.Max()), static_cast<unsigned long long>(lost),
+        static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(gaps),
+        out["server_cpu_us_per_delivery"].get<double>(), server_util, gen_util, bottleneck,
+        static_cast<long long>(peak.peak_rss_kb));
+  }
+  const std::string line = out.dump();
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
+    std::ofstream(path, std::ios::app) << line << "\n";
+  }
+  clients->Stop();
+  return rc;
+}
+
+}  // namespace
+}  // namespace bridge::bench
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("fanout_bench: fan-out throughput and latency of a pub/sub bridge");
+  absl::ParseCommandLine(argc, argv);
+  return bridge::bench::Main();
+}

@@ -1,0 +1,68 @@
+#ifndef BRIDGE_BENCH_FANOUT_PUBLISHER_H_
+#define BRIDGE_BENCH_FANOUT_PUBLISHER_H_
+
+#include <hiredis/hiredis.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "bench/fanout/receiver.h"
+
+namespace bridge::bench {
+
+struct PublisherOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  int channels = 1;
+  uint64_t messages = 1000;
+  size_t payload_bytes = 100;
+  // Messages per second over all channels; 0 = as fast as the window allows.
+  double rate = 0;
+  // Most messages published but not yet delivered to every subscriber (on average).
+  uint64_t window = 64;
+  // Subscribers per channel: how many deliveries one message makes.
+  uint64_t fanout = 1;
+  // How long the window may stay shut with no delivery before the publisher gives up
+  // waiting (lost messages never come).
+  double stall_seconds = 2;
+  // Stop publishing after this many seconds even if fewer than `messages` went out
+  // (0 = no limit): keeps saturation runs of very different systems equally long.
+  double duration_seconds = 0;
+};
+
+struct PublisherResult {
+  uint64_t published = 0;
+  uint64_t errors = 0;
+  uint64_t stalls = 0;
+  double seconds = 0;
+};
+
+// Publishes straight to Redis with PUBLISH, pipelined: commands go out in batches and
+// replies are collected without blocking until the pipeline is deep. Message i goes to
+// channel i % channels with that channel's sequence number i / channels + 1.
+class Publisher {
+ public:
+  Publisher(const PublisherOptions& options, Receiver* receiver);
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  absl::Status Connect();
+  PublisherResult Run();
+
+ private:
+  // Sends what is buffered and reads the replies that have arrived; with `block`, waits
+  // until no more than `keep` replies are outstanding.
+  absl::Status Drain(bool block, uint64_t keep);
+
+  const PublisherOptions options_;
+  Receiver* const receiver_;
+  redisContext* ctx_ = nullptr;
+  uint64_t pending_ = 0;
+  PublisherResult result_;
+};
+
+}  // namespace bridge::bench
+
+#endif  // BRIDGE_BENCH_FANOUT_PUBLISHER_H_

@@ -1,0 +1,74 @@
+#include "bench/fanout/receiver.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace bridge::bench {
+
+std::string MakePayload(uint64_t seq, uint64_t send_ns, size_t size) {
+  char head[64];
+  const int n =
+      std::snprintf(head, sizeof head, "S%lluT%llu|", static_cast<unsigned long long>(seq),
+                    static_cast<unsigned long long>(send_ns));
+  std::string p(head, static_cast<size_t>(n));
+  if (p.size() < size) p.append(size - p.size(), 'x');
+  return p;
+}
+
+bool ParsePayload(std::string_view p, uint64_t* seq, uint64_t* send_ns) {
+  if (p.size() < 4 || p[0] != 'S') return false;
+  const char* end = p.data() + p.size();
+  auto r = std::from_chars(p.data() + 1, end, *seq);
+  if (r.ec != std::errc() || r.ptr == end || *r.ptr != 'T') return false;
+  r = std::from_chars(r.ptr + 1, end, *send_ns);
+  return r.ec == std::errc() && r.ptr != end && *r.ptr == '|';
+}
+
+Receiver::Receiver(int subscribers, int channels) : subs_(subscribers), channels_(channels) {
+  for (int i = 0; i < subscribers; ++i) subs_[i].channel = i % channels;
+}
+
+std::string Receiver::ChannelName(int channel) const {
+  return prefix_ + "." + std::to_string(channel);
+}
+
+void Receiver::OnSubscribed(int i) {
+  Subscriber& s = subs_[i];
+  if (s.live) return;
+  s.live = true;
+  live_.fetch_add(1, std::memory_order_release);
+}
+
+void Receiver::OnMessage(int i, std::string_view payload) {
+  const uint64_t now = NowNs();
+  uint64_t seq = 0, sent = 0;
+  if (!ParsePayload(payload, &seq, &sent)) {
+    malformed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Subscriber& s = subs_[i];
+  ++s.received;
+  if (seq <= s.last_seq) {
+    ++s.reordered;
+  } else {
+    s.last_seq = seq;
+  }
+  latency_.Record(now > sent ? now - sent : 0);
+  last_delivery_ns_.store(now, std::memory_order_relaxed);
+  delivered_.fetch_add(1, std::memory_order_release);
+}
+
+void Receiver::OnGap(int i) { ++subs_[i].gaps; }
+
+void Receiver::OnFailed(int i, std::string_view why) {
+  Subscriber& s = subs_[i];
+  if (s.failed) return;
+  s.failed = true;
+  failed_.fetch_add(1, std::memory_order_release);
+  if (!reported_failure_.exchange(true)) {
+    std::fprintf(stderr, "fanout_bench: subscriber %d failed: %.*s (further failures counted)\n", i,
+                 static_cast<int>(why.size()), why.data());
+  }
+}
+
+}  // namespace bridge::bench

@@ -1,0 +1,91 @@
+#ifndef BRIDGE_BENCH_FANOUT_RECEIVER_H_
+#define BRIDGE_BENCH_FANOUT_RECEIVER_H_
+
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bench/fanout/latency_histogram.h"
+
+namespace bridge::bench {
+
+inline uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The payload of every benchmark message: "S<seq>T<send ns>|" padded with 'x' to the
+// requested size. ASCII, so it travels as JSON "data" over WebSocket unchanged.
+std::string MakePayload(uint64_t seq, uint64_t send_ns, size_t size);
+// Parses a payload made by MakePayload (it may be followed by other bytes, e.g. the rest
+// of a JSON frame); false if it does not start like one.
+bool ParsePayload(std::string_view p, uint64_t* seq, uint64_t* send_ns);
+
+// What every subscriber of a run saw. Each Subscriber is touched by one client thread at
+// a time (its stream's or socket's callbacks); the totals are atomics.
+class Receiver {
+ public:
+  struct Subscriber {
+    int channel = 0;
+    bool live = false;
+    uint64_t received = 0;
+    uint64_t last_seq = 0;
+    uint64_t reordered = 0;  // arrived with a seq not above the last one seen
+    uint64_t gaps = 0;
+    bool failed = false;
+  };
+
+  Receiver(int subscribers, int channels);
+
+  Subscriber& subscriber(int i) { return subs_[i]; }
+  int size() const { return static_cast<int>(subs_.size()); }
+  // The channel name of subscriber i: subscribers are spread round-robin.
+  std::string ChannelName(int channel) const;
+  int ChannelOf(int subscriber) const { return subscriber % channels_; }
+
+  void OnSubscribed(int i);
+  void OnMessage(int i, std::string_view payload);
+  void OnGap(int i);
+  void OnFailed(int i, std::string_view why);
+
+  int live() const { return live_.load(std::memory_order_acquire); }
+  int failed() const { return failed_.load(std::memory_order_acquire); }
+  uint64_t delivered() const { return delivered_.load(std::memory_order_acquire); }
+  uint64_t last_delivery_ns() const { return last_delivery_ns_.load(std::memory_order_relaxed); }
+  const LatencyHistogram& latency() const { return latency_; }
+  uint64_t malformed() const { return malformed_.load(); }
+
+  void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
+
+ private:
+  std::vector<Subscriber> subs_;
+  const int channels_;
+  std::string prefix_ = "bench";
+  std::atomic<int> live_{0};
+  std::atomic<int> failed_{0};
+  std::atomic<uint64_t> delivered_{0};
+  std::atomic<uint64_t> last_delivery_ns_{0};
+  std::atomic<uint64_t> malformed_{0};
+  std::atomic<bool> reported_failure_{false};
+  LatencyHistogram latency_;
+};
+
+// A set of N subscriber connections of one transport. Start() begins connecting and
+// returns at once; the Receiver counts them live as their subscriptions are confirmed.
+class Clients {
+ public:
+  virtual ~Clients() = default;
+  virtual void Start() = 0;
+  // Closes every connection and joins the client's threads.
+  virtual void Stop() = 0;
+};
+
+}  // namespace bridge::bench
+
+#endif  // BRIDGE_BENCH_FANOUT_RECEIVER_H_

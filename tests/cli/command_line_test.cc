@@ -1,0 +1,93 @@
+#include "clients/cli/command_line.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace bridgectl {
+namespace {
+
+absl::StatusOr<Options> Parse(std::vector<std::string> args, const char* env_addr = nullptr) {
+  return ParseCommandLine(args, env_addr);
+}
+
+TEST(CommandLineTest, SubscribeTakesChannelsAndRepeatedPatterns) {
+  absl::StatusOr<Options> o =
+      Parse({"subscribe", "a", "--pattern", "n.*", "b", "-p=x?", "--json", "--count=3"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->command, Command::kSubscribe);
+  EXPECT_EQ(o->channels, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(o->patterns, (std::vector<std::string>{"n.*", "x?"}));
+  EXPECT_TRUE(o->json);
+  EXPECT_EQ(o->count, 3);
+  EXPECT_FALSE(o->reconnect);
+}
+
+TEST(CommandLineTest, PatternsAloneAreEnough) {
+  absl::StatusOr<Options> o = Parse({"subscribe", "-p", "*"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->channels.empty());
+}
+
+TEST(CommandLineTest, PublishMessageIsOptional) {
+  absl::StatusOr<Options> with = Parse({"publish", "a", "hello world"});
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_EQ(with->channel, "a");
+  EXPECT_EQ(with->message, "hello world");
+  absl::StatusOr<Options> without = Parse({"publish", "a"});
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_FALSE(without->message.has_value());
+}
+
+TEST(CommandLineTest, DoubleDashEndsOptions) {
+  absl::StatusOr<Options> o = Parse({"publish", "--", "a", "--not-a-flag"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->message, "--not-a-flag");
+}
+
+TEST(CommandLineTest, AddrFlagWinsOverEnvironment) {
+  EXPECT_EQ(Parse({"health"})->addr, "localhost:50051");
+  EXPECT_EQ(Parse({"health"}, "env:1")->addr, "env:1");
+  EXPECT_EQ(Parse({"health", "--addr", "flag:2"}, "env:1")->addr, "flag:2");
+}
+
+TEST(CommandLineTest, Timeouts) {
+  EXPECT_EQ(Parse({"health", "--timeout", "500ms"})->timeout, absl::Milliseconds(500));
+  EXPECT_EQ(Parse({"health", "--timeout=2"})->timeout, absl::Seconds(2));
+  EXPECT_FALSE(Parse({"health", "--timeout", "0"}).ok());
+  EXPECT_FALSE(Parse({"health", "--timeout", "soon"}).ok());
+}
+
+TEST(CommandLineTest, HelpWinsEverywhere) {
+  EXPECT_EQ(Parse({"--help"})->command, Command::kHelp);
+  EXPECT_EQ(Parse({"subscribe", "-h"})->command, Command::kHelp);
+  EXPECT_EQ(Parse({"help"})->command, Command::kHelp);
+}
+
+TEST(CommandLineTest, UsageErrors) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {},
+           {"subscribe"},
+           {"publish"},
+           {"publish", "a", "b", "c"},
+           {"health", "extra"},
+           {"frobnicate"},
+           {"health", "--pattern", "x"},
+           {"publish", "a", "--reconnect"},
+           {"subscribe", "a", "--wait"},
+           {"subscribe", "a", "--count", "-1"},
+           {"subscribe", "a", "--json=yes"},
+           {"subscribe", "a", "--addr"},
+           {"subscribe", "a", "--bogus"},
+       }) {
+    absl::StatusOr<Options> o = Parse(args);
+    EXPECT_FALSE(o.ok()) << "accepted: " << args.size() << " args";
+    if (!o.ok()) {
+      EXPECT_NE(o.status().message().find("--help"), absl::string_view::npos);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bridgectl

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""bridgectl against a real bridge and a real redis-server: subscribe, publish, health,
+--json, --reconnect, signals, and exit statuses on errors.
+
+    test_bridgectl.py [CASE] --bridge PATH --bridgectl PATH
+"""
+
+import base64
+import json
+import signal
+import sys
+
+from harness import Stack, TestFailure, free_port, main, run, wait_until
+
+
+def check(condition, what, *details):
+    if not condition:
+        raise TestFailure(what + "".join(f"\n  {d}" for d in details))
+
+
+def with_stack(test):
+    def wrapped(args):
+        stack = Stack(args.bridge, args.bridgectl)
+        try:
+            stack.start()
+            test(stack)
+        except TestFailure as e:
+            raise TestFailure(f"{e}\n{stack.bridge.transcript() if stack.bridge else ''}") from None
+        finally:
+            stack.close()
+    return wrapped
+
+
+@with_stack
+def subscribe_publish(stack):
+    sub = stack.bridgectl_proc("subscribe", "news", "--pattern", "news.*")
+    sub.expect(r"^subscribed channel news$")
+    sub.expect(r"^subscribed pattern news\.\*$")
+
+    code, out, err = stack.ctl("publish", "news", "hello")
+    check(code == 0, "publish failed", out, err)
+    check(out.strip() == "published to news: 1 receiver", "publish output", out)
+    sub.expect(r"^news #1: hello$")
+
+    code, out, err = stack.ctl("publish", "news.eu", stdin_bytes=b"line one\nline two\t\\")
+    check(code == 0, "publish from stdin failed", out, err)
+    sub.expect(r"^news\.eu \(news\.\*\) #1: line one\\nline two\\t\\\\$")
+
+    code, out, err = stack.ctl("publish", "news", stdin_bytes="héllo \x01".encode() + b"\xff")
+    check(code == 0, "publish of bytes failed", out, err)
+    sub.expect(r"^news #2: héllo \\x01\\xff$")
+
+    # A message for nobody: receivers is 0 and it is no error.
+    code, out, err = stack.ctl("publish", "elsewhere", "x")
+    check(code == 0 and out.strip() == "published to elsewhere: 0 receivers", "publish", out, err)
+
+    sub.signal(signal.SIGINT)
+    sub.expect_exit(0)
+    term = stack.bridgectl_proc("subscribe", "news")
+    term.expect(r"^subscribed channel news$")
+    term.signal(signal.SIGTERM)
+    term.expect_exit(0)
+
+
+@with_stack
+def json_output(stack):
+    sub = stack.bridgectl_proc("subscribe", "--json", "--count", "3", "a", "-p", "b.*")
+    first = [json.loads(sub.expect(r"^\{.*\}$").group(0)) for _ in range(2)]
+    check({json.dumps(e, sort_keys=True) for e in first} == {
+        json.dumps({"op": "subscribed", "channel": "a"}, sort_keys=True),
+        json.dumps({"op": "subscribed", "pattern": "b.*"}, sort_keys=True)},
+        "subscribed events", first)
+
+    code, out, err = stack.ctl("publish", "--json", "a", "hi \"there\"")
+    check(code == 0, "publish --json failed", out, err)
+    check(json.loads(out) == {"op": "published", "channel": "a", "receivers": 1}, "publish", out)
+    code, out, err = stack.ctl("publish", "a", stdin_bytes=b"\x00\xff\xfe")
+    check(code == 0, "publish bytes failed", out, err)
+    code, out, err = stack.ctl("publish", "b.1", "via pattern")
+    check(code == 0, "publish b.1 failed", out, err)
+
+    events = [json.loads(sub.expect(r"^\{.*\}$").group(0)) for _ in range(3)]
+    check(events[0] == {"op": "message", "channel": "a", "seq": 1, "data": "hi \"there\""},
+          "text message", events[0])
+    check(events[1]["op"] == "message" and "data" not in events[1]
+          and base64.b64decode(events[1]["data_b64"]) == b"\x00\xff\xfe",
+          "binary message comes as data_b64", events[1])
+    check(events[2] == {"op": "message", "channel": "b.1", "pattern": "b.*", "seq": 1,
+                        "data": "via pattern"}, "pattern message", events[2])
+    # --count 3: exits by itself, cleanly.
+    sub.expect_exit(0)
+
+    code, out, err = stack.ctl("health", "--json")
+    check(code == 0 and json.loads(out) == {"service": "", "status": "SERVING"}, "health", out, err)
+
+
+@with_stack
+def health(stack):
+    for service in ("", "bridge.v1.Bridge"):
+        code, out, err = stack.ctl("health", "--service", service)
+        check(code == 0 and out.strip() == "SERVING", f"health of {service!r}", out, err)
+    code, out, err = stack.ctl("health", "--service", "no.such.Service")
+    check(code == 1 and "NOT_FOUND" in err, "unknown service is NOT_FOUND, exit 1", code, err)
+
+    # Redis gone: NOT_SERVING, exit 1. Nothing announces it to a client: poll, bounded.
+    stack.redis.kill()
+
+    def not_serving():
+        code, out, _ = stack.ctl("health")
+        return code == 1 and out.strip() == "NOT_SERVING"
+    wait_until(not_serving, "health to report NOT_SERVING, exit 1")
+
+    # health --wait follows the Watch stream back to SERVING once Redis returns.
+    waiter = stack.bridgectl_proc("health", "--wait", "--timeout", "30s")
+    stack.redis.start()
+    waiter.expect(r"^SERVING$", timeout=30)
+    waiter.expect_exit(0)
+
+
+def errors(args):
+    # Nothing listens: UNAVAILABLE, exit 1, for every command.
+    dead = f"127.0.0.1:{free_port()}"
+    for cmd in (["health"], ["publish", "a", "b"], ["subscribe", "a"]):
+        code, out, err = run([args.bridgectl, *cmd, "--addr", dead, "--timeout", "5s"]
+                             if cmd[0] != "subscribe" else [args.bridgectl, *cmd, "--addr", dead])
+        check(code == 1 and "UNAVAILABLE" in err, f"{cmd[0]} on a dead address", code, out, err)
+    # BRIDGE_ADDR is read, and --addr wins over it.
+    code, _, err = run([args.bridgectl, "health"], env={"BRIDGE_ADDR": dead})
+    check(code == 1 and "UNAVAILABLE" in err, "BRIDGE_ADDR honoured", err)
+
+    # Usage errors: exit 2, before any call.
+    for cmd in ([], ["subscribe"], ["publish"], ["frobnicate"], ["health", "--count", "1"],
+                ["subscribe", "a", "--timeout", "soon"]):
+        code, _, err = run([args.bridgectl, *cmd])
+        check(code == 2 and "bridgectl --help" in err, f"usage error for {cmd}", code, err)
+    code, out, _ = run([args.bridgectl, "--help"])
+    check(code == 0 and "Usage:" in out, "--help", out)
+
+    # Errors from the server itself: printed with their code, exit 1, never retried.
+    stack = Stack(args.bridge, args.bridgectl)
+    try:
+        stack.start()
+        code, _, err = stack.ctl("publish", "", "x")
+        check(code == 1 and "INVALID_ARGUMENT" in err, "publish to an empty channel", code, err)
+        for extra in ([], ["--reconnect"]):
+            code, _, err = stack.ctl("subscribe", "", *extra)
+            check(code == 1 and "INVALID_ARGUMENT" in err, f"subscribe '' {extra}", code, err)
+    finally:
+        stack.close()
+
+
+@with_stack
+def reconnect(stack):
+    sub = stack.bridgectl_proc("subscribe", "--reconnect", "news")
+    sub.expect(r"^subscribed channel news$")
+
+    # Redis restarts: the bridge keeps the stream and announces the loss.
+    stack.redis.kill()
+    stack.redis.start()
+    sub.expect(r"^gap channel news: redis_reconnect$", timeout=30)
+
+    # The bridge itself restarts: bridgectl reconnects, resubscribes, announces the loss.
+    stack.stop_bridge()
+    sub.expect(r"reconnecting in", stream="stderr")
+    stack.start_bridge()
+    sub.expect(r"^subscribed channel news$", timeout=30)
+    sub.expect(r"^gap channel news: bridge_reconnect$")
+    code, out, err = stack.ctl("publish", "news", "after")
+    check(code == 0, "publish after restart", out, err)
+    sub.expect(r"^news #\d+: after$")
+    sub.signal(signal.SIGINT)
+    sub.expect_exit(0)
+
+
+CASES = {
+    "subscribe_publish": subscribe_publish,
+    "json_output": json_output,
+    "health": health,
+    "errors": errors,
+    "reconnect": reconnect,
+}
+
+if __name__ == "__main__":
+    sys.exit(main(CASES, sys.argv[1:]))

@@ -35,9 +35,11 @@ Options (any command):
 
 subscribe:
   -p, --pattern PATTERN  Also subscribe to a pattern (repeatable).
-  --reconnect            On a lost stream (server gone, restarting), reconnect with
-                         exponential backoff and jitter, and resubscribe. Each channel or
-                         pattern that was live gets a gap event, reason "bridge_reconnect".
+  --reconnect            Wait for the server when it is not there (yet), and on a lost
+                         stream (server gone, restarting) reconnect with exponential
+                         backoff (250ms doubling up to 5s, with jitter) and resubscribe.
+                         Each channel or pattern that was live gets a gap event, reason
+                         "bridge_reconnect".
   --count N              Exit 0 after N messages.
 
 health:

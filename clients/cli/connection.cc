@@ -12,6 +12,10 @@ std::shared_ptr<grpc::Channel> ConnectToBridge(const std::string& addr) {
   // A Redis message may be up to 512 MiB; the server decides what it lets through.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
+  // The channel's own reconnection backoff (1s to 120s by default) would otherwise hold
+  // back subscribe --reconnect long after the server is back; match its 250ms to 5s.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
 }
 

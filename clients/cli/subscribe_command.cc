@@ -65,12 +65,18 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
   for (const std::string& c : options.channels) request.add_channels(c);
   for (const std::string& p : options.patterns) request.add_patterns(p);
 
-  Backoff backoff;
+  // Capped low: bridgectl is mostly watched by a person, who wants it back soon after the
+  // server is (a fleet of services would rather cap higher, as the examples do).
+  Backoff backoff(absl::Milliseconds(250), absl::Seconds(5));
   // Subscriptions some earlier stream confirmed: a new confirmation means a gap.
   std::set<std::string> confirmed_before;
   long long messages = 0;
   for (;;) {
     grpc::ClientContext context;
+    // With --reconnect, a call made while the server is away waits for the channel to
+    // connect again (on the channel's backoff, see ConnectToBridge) instead of failing at
+    // once: failing fast while the channel sits out its backoff would only grow ours.
+    context.set_wait_for_ready(options.reconnect);
     stop.SetCall(&context);
     std::unique_ptr<grpc::ClientReader<Event>> reader = stub->Subscribe(&context, request);
     std::set<std::string> confirmed;

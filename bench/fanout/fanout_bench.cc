@@ -5,6 +5,7 @@
 // run. Starts nothing by itself: bench/run starts the servers.
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -39,8 +40,8 @@ ABSL_FLAG(double, duration, 0,
           "stop publishing after this many seconds (0 = when --messages are out)");
 ABSL_FLAG(double, rate, 0, "messages per second in all; 0 = saturate within --window");
 ABSL_FLAG(uint64_t, window, 0,
-          "most messages in flight (published, not yet delivered to all); 0 = 50000/fan-out, "
-          "at least 4");
+          "most messages in flight (published, not yet delivered to all); 0 = 20000/fan-out, "
+          "within [4, 1000]");
 ABSL_FLAG(int, grpc_connections, 4, "gRPC connections the streams are spread over");
 ABSL_FLAG(int, threads, 1, "I/O threads of the WebSocket and Redis clients");
 ABSL_FLAG(int, connect_concurrency, 256, "connections opened at once during the ramp");
@@ -50,6 +51,7 @@ ABSL_FLAG(int, target_pid, 0, "pid of the server under test, for its CPU and mem
 ABSL_FLAG(int, redis_pid, 0, "pid of its redis-server, for its CPU (same as target: counted once)");
 ABSL_FLAG(bool, idle, false, "only connect, hold, and measure the target's memory");
 ABSL_FLAG(double, hold, 2, "--idle: seconds to hold the connections before measuring");
+ABSL_FLAG(int, reps, 1, "publish runs on the same connections, one JSON line each");
 ABSL_FLAG(std::string, label, "", "name of the system under test, copied to the JSON");
 ABSL_FLAG(std::string, json, "", "also append the JSON line to this file");
 
@@ -77,6 +79,16 @@ CpuSample SampleCpu(pid_t target, pid_t redis) {
   if (redis != target) s.redis = SampleProcess(redis).cpu_seconds;
   s.own = OwnCpuSeconds();
   return s;
+}
+
+// Prints the run's JSON line, and appends it to --json.
+void Emit(const nlohmann::json& out) {
+  const std::string line = out.dump();
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
+    std::ofstream(path, std::ios::app) << line << "\n";
+  }
 }
 
 int Main() {
@@ -173,114 +185,121 @@ int Main() {
     po.fanout = fanout;
     po.duration_seconds = absl::GetFlag(FLAGS_duration);
     po.window = absl::GetFlag(FLAGS_window);
-    if (po.window == 0) po.window = std::max<uint64_t>(4, 50000 / fanout);
-    Publisher publisher(po, &receiver);
-    if (auto st = publisher.Connect(); !st.ok()) {
-      std::fprintf(stderr, "%s\n", st.ToString().c_str());
-      return 1;
-    }
-    ResetPeakRss(target_pid);
-    const CpuSample c0 = SampleCpu(target_pid, redis_pid);
-    const PublisherResult pr = publisher.Run();
-    const uint64_t expected = pr.published * fanout;
-    // Drain: wait for the rest, giving up after a quiet spell.
-    const uint64_t drain_ns = static_cast<uint64_t>(absl::GetFlag(FLAGS_drain_timeout) * 1e9);
-    uint64_t last = receiver.delivered(), quiet_since = NowNs();
-    while (receiver.delivered() < expected) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      const uint64_t d = receiver.delivered();
-      if (d != last) {
-        last = d;
-        quiet_since = NowNs();
-      } else if (NowNs() - quiet_since > drain_ns) {
-        break;
+    // About 20k deliveries in flight: enough to keep every system busy, few enough that
+    // none is buried under a backlog, and always under Bridge's default queue bound (4096
+    // messages per subscriber), so no slow-consumer policy fires in a saturation run.
+    if (po.window == 0) po.window = std::clamp<uint64_t>(20000 / fanout, 4, 1000);
+    const int reps = std::max(1, absl::GetFlag(FLAGS_reps));
+    for (int rep = 0; rep < reps; ++rep) {
+      if (rep > 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      receiver.ResetCounts();
+      out["rep"] = rep;
+      Publisher publisher(po, &receiver);
+      if (auto st = publisher.Connect(); !st.ok()) {
+        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        return 1;
       }
-    }
-    const CpuSample c1 = SampleCpu(target_pid, redis_pid);
-    const ProcSample peak = SampleProcess(target_pid);
-    const uint64_t delivered = receiver.delivered();
-    const uint64_t end = std::max(receiver.last_delivery_ns(), c0.wall_ns + 1);
-    const double active_s = Seconds(end - c0.wall_ns);
-    const double wall_s = Seconds(c1.wall_ns - c0.wall_ns);
-    uint64_t lost = 0, reordered = 0, gaps = 0;
-    int lossy = 0;
-    const uint64_t per_channel_total = pr.published / channels;
-    for (int i = 0; i < n; ++i) {
-      const auto& s = receiver.subscriber(i);
-      // Channel c got the messages i with i % channels == c.
-      const uint64_t want =
-          per_channel_total + (static_cast<uint64_t>(s.channel) < pr.published % channels ? 1 : 0);
-      const uint64_t unique = s.received - s.reordered;
-      if (unique < want) {
-        lost += want - unique;
-        ++lossy;
+      ResetPeakRss(target_pid);
+      const CpuSample c0 = SampleCpu(target_pid, redis_pid);
+      const PublisherResult pr = publisher.Run();
+      const uint64_t expected = pr.published * fanout;
+      // Drain: wait for the rest, giving up after a quiet spell.
+      const uint64_t drain_ns = static_cast<uint64_t>(absl::GetFlag(FLAGS_drain_timeout) * 1e9);
+      uint64_t last = receiver.delivered(), quiet_since = NowNs();
+      while (receiver.delivered() < expected) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        const uint64_t d = receiver.delivered();
+        if (d != last) {
+          last = d;
+          quiet_since = NowNs();
+        } else if (NowNs() - quiet_since > drain_ns) {
+          break;
+        }
       }
-      reordered += s.reordered;
-      gaps += s.gaps;
+      const CpuSample c1 = SampleCpu(target_pid, redis_pid);
+      const ProcSample peak = SampleProcess(target_pid);
+      const uint64_t delivered = receiver.delivered();
+      const uint64_t end = std::max(receiver.last_delivery_ns(), c0.wall_ns + 1);
+      const double active_s = Seconds(end - c0.wall_ns);
+      const double wall_s = Seconds(c1.wall_ns - c0.wall_ns);
+      uint64_t lost = 0, reordered = 0, gaps = 0;
+      int lossy = 0;
+      const uint64_t per_channel_total = pr.published / channels;
+      for (int i = 0; i < n; ++i) {
+        const auto& s = receiver.subscriber(i);
+        // Channel c got the messages i with i % channels == c.
+        const uint64_t want = per_channel_total +
+                              (static_cast<uint64_t>(s.channel) < pr.published % channels ? 1 : 0);
+        const uint64_t unique = s.received - s.reordered;
+        if (unique < want) {
+          lost += want - unique;
+          ++lossy;
+        }
+        reordered += s.reordered;
+        gaps += s.gaps;
+      }
+      const double target_cpu = c1.target - c0.target;
+      const double redis_cpu = c1.redis - c0.redis;
+      const double server_cpu = target_cpu + redis_cpu;
+      const double own_cpu = c1.own - c0.own;
+      const double server_util = wall_s > 0 ? server_cpu / active_s : 0;
+      const double gen_util = wall_s > 0 ? own_cpu / active_s : 0;
+      const char* bottleneck = server_util >= 0.85 && gen_util >= 0.85 ? "both"
+                               : server_util >= 0.85                   ? "target"
+                               : gen_util >= 0.85                      ? "generator"
+                                                                       : "neither";
+      const auto& h = receiver.latency();
+      auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
+      out["rate"] = po.rate;
+      out["window"] = po.window;
+      out["published"] = pr.published;
+      out["publish_s"] = pr.seconds;
+      out["publish_errors"] = pr.errors;
+      out["window_stalls"] = pr.stalls;
+      out["expected"] = expected;
+      out["delivered"] = delivered;
+      out["lost"] = lost;
+      out["lossy_subscribers"] = lossy;
+      out["reordered"] = reordered;
+      out["gaps"] = gaps;
+      out["malformed"] = receiver.malformed();
+      out["duration_s"] = active_s;
+      out["deliveries_per_s"] = active_s > 0 ? static_cast<double>(delivered) / active_s : 0;
+      out["messages_per_s"] = active_s > 0 ? static_cast<double>(pr.published) / active_s : 0;
+      out["latency_us"] = {{"p50", us(h.Quantile(0.5))},
+                           {"p90", us(h.Quantile(0.9))},
+                           {"p99", us(h.Quantile(0.99))},
+                           {"p999", us(h.Quantile(0.999))},
+                           {"max", us(h.Max())}};
+      out["target_cpu_s"] = target_cpu;
+      out["redis_cpu_s"] = redis_cpu;
+      out["server_cpu_us_per_delivery"] =
+          delivered > 0 ? server_cpu * 1e6 / static_cast<double>(delivered) : 0;
+      out["generator_cpu_s"] = own_cpu;
+      out["server_util"] = server_util;
+      out["generator_util"] = gen_util;
+      out["bottleneck"] = bottleneck;
+      out["target_peak_rss_kb"] = peak.peak_rss_kb;
+      out["target_rss_kb"] = peak.rss_kb;
+      out["target_threads"] = peak.threads;
+      std::printf(
+          "%-22s %-5s subs %5d ch %4d  %5llu B  %s  deliv/s %10.0f  p50 %8.1f p99 %8.1f p99.9 "
+          "%8.1f max %8.1f us  lost %llu reord %llu gaps %llu  srv %.2f us/deliv (util %.2f)  "
+          "gen util %.2f  [%s]  RSS %lld KiB\n",
+          absl::GetFlag(FLAGS_label).c_str(), transport.c_str(), n, channels,
+          static_cast<unsigned long long>(po.payload_bytes),
+          po.rate > 0 ? ("rate " + std::to_string(static_cast<long>(po.rate))).c_str() : "sat",
+          out["deliveries_per_s"].get<double>(), us(h.Quantile(0.5)), us(h.Quantile(0.99)),
+          us(h.Quantile(0.999)), us(h.Max()), static_cast<unsigned long long>(lost),
+          static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(gaps),
+          out["server_cpu_us_per_delivery"].get<double>(), server_util, gen_util, bottleneck,
+          static_cast<long long>(peak.peak_rss_kb));
+      Emit(out);
     }
-    const double target_cpu = c1.target - c0.target;
-    const double redis_cpu = c1.redis - c0.redis;
-    const double server_cpu = target_cpu + redis_cpu;
-    const double own_cpu = c1.own - c0.own;
-    const double server_util = wall_s > 0 ? server_cpu / active_s : 0;
-    const double gen_util = wall_s > 0 ? own_cpu / active_s : 0;
-    const char* bottleneck = server_util >= 0.85 && gen_util >= 0.85 ? "both"
-                             : server_util >= 0.85                   ? "target"
-                             : gen_util >= 0.85                      ? "generator"
-                                                                     : "neither";
-    const auto& h = receiver.latency();
-    auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
-    out["rate"] = po.rate;
-    out["window"] = po.window;
-    out["published"] = pr.published;
-    out["publish_s"] = pr.seconds;
-    out["publish_errors"] = pr.errors;
-    out["window_stalls"] = pr.stalls;
-    out["expected"] = expected;
-    out["delivered"] = delivered;
-    out["lost"] = lost;
-    out["lossy_subscribers"] = lossy;
-    out["reordered"] = reordered;
-    out["gaps"] = gaps;
-    out["malformed"] = receiver.malformed();
-    out["duration_s"] = active_s;
-    out["deliveries_per_s"] = active_s > 0 ? static_cast<double>(delivered) / active_s : 0;
-    out["messages_per_s"] = active_s > 0 ? static_cast<double>(pr.published) / active_s : 0;
-    out["latency_us"] = {{"p50", us(h.Quantile(0.5))},
-                         {"p90", us(h.Quantile(0.9))},
-                         {"p99", us(h.Quantile(0.99))},
-                         {"p999", us(h.Quantile(0.999))},
-                         {"max", us(h.Max())}};
-    out["target_cpu_s"] = target_cpu;
-    out["redis_cpu_s"] = redis_cpu;
-    out["server_cpu_us_per_delivery"] =
-        delivered > 0 ? server_cpu * 1e6 / static_cast<double>(delivered) : 0;
-    out["generator_cpu_s"] = own_cpu;
-    out["server_util"] = server_util;
-    out["generator_util"] = gen_util;
-    out["bottleneck"] = bottleneck;
-    out["target_peak_rss_kb"] = peak.peak_rss_kb;
-    out["target_rss_kb"] = peak.rss_kb;
-    out["target_threads"] = peak.threads;
-    std::printf(
-        "%-22s %-5s subs %5d ch %4d  %5llu B  %s  deliv/s %10.0f  p50 %8.1f p99 %8.1f p99.9 "
-        "%8.1f max %8.1f us  lost %llu reord %llu gaps %llu  srv %.2f us/deliv (util %.2f)  "
-        "gen util %.2f  [%s]  RSS %lld KiB\n",
-        absl::GetFlag(FLAGS_label).c_str(), transport.c_str(), n, channels,
-        static_cast<unsigned long long>(po.payload_bytes),
-        po.rate > 0 ? ("rate " + std::to_string(static_cast<long>(po.rate))).c_str() : "sat",
-        out["deliveries_per_s"].get<double>(), us(h.Quantile(0.5)), us(h.Quantile(0.99)),
-        us(h.Quantile(0.999)), us(h.Max()), static_cast<unsigned long long>(lost),
-        static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(gaps),
-        out["server_cpu_us_per_delivery"].get<double>(), server_util, gen_util, bottleneck,
-        static_cast<long long>(peak.peak_rss_kb));
+    clients->Stop();
+    return rc;
   }
-  const std::string line = out.dump();
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
-  if (const std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
-    std::ofstream(path, std::ios::app) << line << "\n";
-  }
+  Emit(out);
   clients->Stop();
   return rc;
 }

@@ -47,6 +47,11 @@ class LatencyHistogram {
   }
   uint64_t Max() const { return max_.load(std::memory_order_relaxed); }
 
+  void Reset() {
+    for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
+    max_.store(0, std::memory_order_relaxed);
+  }
+
  private:
   static int Index(uint64_t v) {
     if (v < kSub) return static_cast<int>(v);

@@ -58,6 +58,16 @@ void Receiver::OnMessage(int i, std::string_view payload) {
   delivered_.fetch_add(1, std::memory_order_release);
 }
 
+void Receiver::ResetCounts() {
+  for (auto& s : subs_) {
+    s.received = s.last_seq = s.reordered = s.gaps = 0;
+  }
+  delivered_.store(0);
+  last_delivery_ns_.store(0);
+  malformed_.store(0);
+  latency_.Reset();
+}
+
 void Receiver::OnGap(int i) { ++subs_[i].gaps; }
 
 void Receiver::OnFailed(int i, std::string_view why) {

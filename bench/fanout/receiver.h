@@ -61,6 +61,10 @@ class Receiver {
   const LatencyHistogram& latency() const { return latency_; }
   uint64_t malformed() const { return malformed_.load(); }
 
+  // Forgets what was received (not who is live), between two runs on the same
+  // connections. Call only while nothing is being delivered.
+  void ResetCounts();
+
   void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
 
  private:

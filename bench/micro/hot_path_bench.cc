@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bridge/common/log.h"
 #include "bridge/grpc/event_codec.h"
 #include "bridge/hub/hub.h"
 #include "bridge/hub/message.h"
@@ -137,4 +138,11 @@ BENCHMARK(BM_WsMessageFrame)->Arg(100)->Arg(4096);
 }  // namespace
 }  // namespace bridge::hub
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  bridge::SetLogLevel(bridge::LogLevel::kWarning);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -99,15 +99,18 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
     }
     const grpc::Status status = reader->Finish();
     stop.ClearCall();
-    confirmed_before.merge(confirmed);
     if (enough || stop.stopped()) return kExitOk;
     if (status.ok()) {
       err << "bridgectl: the server ended the stream\n";
       if (!options.reconnect) return kExitOk;
-    } else if (!options.reconnect || !Retriable(status)) {
+    } else if (!options.reconnect || !Retriable(status) ||
+               // Refused outright (too many subscriptions) rather than cut off later as a
+               // slow consumer: asking again would be refused again.
+               (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && confirmed.empty())) {
       err << "bridgectl: " << Describe(status) << '\n';
       return kExitError;
     }
+    confirmed_before.merge(confirmed);
     const absl::Duration delay = backoff.Next();
     err << "bridgectl: " << (status.ok() ? "stream ended" : Describe(status))
         << "; reconnecting in " << absl::FormatDuration(absl::Trunc(delay, absl::Milliseconds(10)))

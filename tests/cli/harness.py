@@ -158,6 +158,21 @@ class Redis:
         except OSError:
             return False
 
+    def publish_many(self, channel, payload: bytes, count):
+        """PUBLISHes `count` times in one pipelined write, faster than any client could;
+        returns once Redis answered them all."""
+        c = channel.encode()
+        command = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(c), c, len(payload), payload)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as s:
+            s.sendall(command * count)
+            replies = b""
+            while replies.count(b"\r\n") < count:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise TestFailure("redis closed the connection during PUBLISH")
+                replies += chunk
+
     def kill(self):
         """As a crash would: SIGKILL, then wait for it to be gone."""
         if self.proc:

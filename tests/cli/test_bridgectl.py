@@ -172,12 +172,46 @@ def reconnect(stack):
     sub.expect_exit(0)
 
 
+def slow_consumer(args):
+    """A subscriber that stops reading gets a slow_consumer gap, and the numbers add up:
+    every message published is either received or counted in a gap's `dropped`."""
+    stack = Stack(args.bridge, args.bridgectl, ["--max_queued_messages=8"])
+    try:
+        stack.start()
+        sub = stack.bridgectl_proc("subscribe", "--json", "flood")
+        sub.expect(r'"op":"subscribed"')
+        sub.signal(signal.SIGSTOP)
+        # Large messages, so that the transport's buffers fill and Bridge's queue overflows.
+        total, payload = 1000, b"x" * 65536
+        stack.redis.publish_many("flood", payload, total)
+        sub.signal(signal.SIGCONT)
+        received, dropped, seq, announced = 0, 0, 0, False
+        while seq < total:
+            event = json.loads(sub.expect(r"^\{.*\}$", timeout=60).group(0))
+            if event["op"] == "gap":
+                check(event["reason"] == "slow_consumer" and event["dropped"] > 0, "gap", event)
+                dropped += event["dropped"]
+                announced = True
+                continue
+            check(event["op"] == "message", "unexpected event", event)
+            check(event["seq"] == seq + 1 or announced,
+                  f"seq {event['seq']} after {seq}, and no gap announced the loss")
+            seq, announced = event["seq"], False
+            received += 1
+        check(dropped > 0, "no slow_consumer gap: the queue never overflowed")
+        check(received + dropped == total,
+              f"received {received} + dropped {dropped} != published {total}")
+    finally:
+        stack.close()
+
+
 CASES = {
     "subscribe_publish": subscribe_publish,
     "json_output": json_output,
     "health": health,
     "errors": errors,
     "reconnect": reconnect,
+    "slow_consumer": slow_consumer,
 }
 
 if __name__ == "__main__":

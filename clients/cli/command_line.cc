@@ -32,6 +32,7 @@ Options (any command):
   --json              One JSON object per line, for jq and scripts.
   --timeout DURATION  Deadline of publish and health, e.g. 500ms, 5s, 1m (default 10s).
   -h, --help          This text.
+  --                  Ends the options: for a CHANNEL or MESSAGE that begins with '-'.
 
 subscribe:
   -p, --pattern PATTERN  Also subscribe to a pattern (repeatable).

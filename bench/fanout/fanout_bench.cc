@@ -69,13 +69,16 @@ double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 struct CpuSample {
   double target = 0, redis = 0, own = 0;
+  int64_t target_switches = 0;
   uint64_t wall_ns = 0;
 };
 
 CpuSample SampleCpu(pid_t target, pid_t redis) {
   CpuSample s;
   s.wall_ns = NowNs();
-  s.target = SampleProcess(target).cpu_seconds;
+  const ProcSample t = SampleProcess(target);
+  s.target = t.cpu_seconds;
+  s.target_switches = t.context_switches;
   if (redis != target) s.redis = SampleProcess(redis).cpu_seconds;
   s.own = OwnCpuSeconds();
   return s;
@@ -276,6 +279,10 @@ int Main() {
       out["server_cpu_us_per_delivery"] =
           delivered > 0 ? server_cpu * 1e6 / static_cast<double>(delivered) : 0;
       out["generator_cpu_s"] = own_cpu;
+      out["target_context_switches_per_delivery"] =
+          delivered > 0 ? static_cast<double>(c1.target_switches - c0.target_switches) /
+                              static_cast<double>(delivered)
+                        : 0;
       out["server_util"] = server_util;
       out["generator_util"] = gen_util;
       out["bottleneck"] = bottleneck;

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -37,6 +38,16 @@ ProcSample SampleProcess(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) s.rss_kb = value("VmRSS:");
     if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_kb = value("VmHWM:");
     if (line.rfind("Threads:", 0) == 0) s.threads = static_cast<int>(value("Threads:"));
+  }
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir + "/task", ec)) {
+    std::ifstream ts(task.path() / "status");
+    while (std::getline(ts, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
+          line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        s.context_switches += std::stoll(line.substr(line.find(':') + 1));
+      }
+    }
   }
   s.ok = true;
   return s;

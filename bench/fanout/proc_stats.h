@@ -15,6 +15,9 @@ struct ProcSample {
   int64_t rss_kb = 0;       // VmRSS
   int64_t peak_rss_kb = 0;  // VmHWM
   int threads = 0;
+  // Voluntary + involuntary, summed over the live threads: a thread hop per delivery
+  // shows up here.
+  int64_t context_switches = 0;
 };
 
 ProcSample SampleProcess(pid_t pid);

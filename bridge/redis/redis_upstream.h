@@ -47,8 +47,8 @@ struct RedisUpstreamStats {
 // listener with a fresh epoch.
 //
 // Thread-safe. Every listener call comes from the strand, one at a time, and none comes
-// after Stop() returned. The io_context must be run by the caller; the object may be
-// destroyed once Stop() returned (the destructor calls it too).
+// after Stop() returned. The io_context must be run by the caller and outlive this
+// object; the object may be destroyed once Stop() returned (the destructor calls it too).
 class RedisUpstream : public hub::Upstream {
  public:
   // INVALID_ARGUMENT for a bad URL or options.

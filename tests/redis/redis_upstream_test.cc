@@ -1,5 +1,9 @@
 #include "bridge/redis/redis_upstream.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
@@ -452,6 +456,30 @@ TEST_F(RedisUpstreamTest, StopAnswersPendingPublishesAndSilencesTheListener) {
   upstream_->Subscribe(Topic::Channel("t"), epoch);
   upstream_.reset();
   EXPECT_EQ(listener_.size(), events);
+}
+
+TEST_F(RedisUpstreamTest, SilentServerTimesOutAndIsRetried) {
+  // A listening socket nobody accepts from: the kernel completes the TCP connect, and
+  // the handshake's PING is never answered.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  RedisUpstreamOptions options =
+      Options("redis://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  options.connect_timeout = absl::Milliseconds(100);
+  StartUpstream(options);
+  EXPECT_TRUE(WaitFor([&] { return upstream_->Stats().connect_failures >= 3; }, kWait));
+  EXPECT_NE(upstream_->Stats().last_error.find("DEADLINE_EXCEEDED"), std::string::npos)
+      << upstream_->Stats().last_error;
+  EXPECT_EQ(listener_.Count(Event::kConnected), 0);
+  upstream_->Stop();
+  ::close(fd);
 }
 
 TEST_F(RedisUpstreamTest, StopWhileConnectingAndDestroy) {

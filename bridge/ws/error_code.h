@@ -1,0 +1,54 @@
+#ifndef BRIDGE_WS_ERROR_CODE_H_
+#define BRIDGE_WS_ERROR_CODE_H_
+
+#include <string_view>
+
+namespace bridge::ws {
+
+// Why the server sent an `error` frame. The names (ErrorCodeName) are part of the public
+// WebSocket contract (docs/WEBSOCKET.md): clients switch on them, so never rename one.
+enum class ErrorCode {
+  kBadJson,               // not JSON, or not a JSON object
+  kUnknownOp,             // "op" missing or not one the server knows
+  kBadField,              // a field missing, of the wrong type, or out of range
+  kBadChannel,            // an empty, over-long or otherwise invalid channel or pattern
+  kTooManySubscriptions,  // past the per-socket subscription limit
+  kPublishForbidden,      // publishing is off on this server
+  kPublishFailed,         // Redis did not take the message
+  kBinaryUnsupported,     // the client sent a binary frame
+  kRateLimited,           // the client sent frames too fast; the socket closes (1008)
+  kSlowConsumer,          // the client read too slowly; the socket closes (1008)
+  kUnavailable,           // the server cannot serve the request right now
+};
+
+constexpr std::string_view ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kBadJson:
+      return "bad_json";
+    case ErrorCode::kUnknownOp:
+      return "unknown_op";
+    case ErrorCode::kBadField:
+      return "bad_field";
+    case ErrorCode::kBadChannel:
+      return "bad_channel";
+    case ErrorCode::kTooManySubscriptions:
+      return "too_many_subscriptions";
+    case ErrorCode::kPublishForbidden:
+      return "publish_forbidden";
+    case ErrorCode::kPublishFailed:
+      return "publish_failed";
+    case ErrorCode::kBinaryUnsupported:
+      return "binary_unsupported";
+    case ErrorCode::kRateLimited:
+      return "rate_limited";
+    case ErrorCode::kSlowConsumer:
+      return "slow_consumer";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+  }
+  return "unknown";
+}
+
+}  // namespace bridge::ws
+
+#endif  // BRIDGE_WS_ERROR_CODE_H_

@@ -1,0 +1,152 @@
+#include "bridge/ws/http_session.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/beast/websocket.hpp"
+#include "bridge/common/log.h"
+#include "bridge/ws/url_query.h"
+#include "bridge/ws/ws_session.h"
+
+namespace bridge::ws {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+// Requests are GETs: a few headers, no body worth the name.
+constexpr std::uint32_t kMaxHeaderBytes = 8 << 10;
+constexpr std::uint64_t kMaxBodyBytes = 1 << 10;
+
+}  // namespace
+
+HttpSession::HttpSession(asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state)
+    : stream_(std::move(socket)), state_(std::move(state)) {}
+
+void HttpSession::Run() {
+  // Start on the connection's strand: the acceptor's handler runs on another.
+  asio::dispatch(stream_.get_executor(),
+                 beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+}
+
+void HttpSession::DoRead() {
+  parser_.emplace();
+  parser_->header_limit(kMaxHeaderBytes);
+  parser_->body_limit(kMaxBodyBytes);
+  stream_.expires_after(absl::ToChronoNanoseconds(state_->options().handshake_timeout));
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+}
+
+void HttpSession::OnRead(beast::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream) {
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    return;
+  }
+  if (ec) return Fail(ec, "read");
+  Request request = parser_->release();
+  if (beast::websocket::is_upgrade(request)) return Upgrade(std::move(request));
+  DoWrite(Answer(request));
+}
+
+void HttpSession::Upgrade(Request request) {
+  auto refuse = [&](http::status status, std::string_view why) {
+    Response res{status, request.version()};
+    res.set(http::field::server, "bridge");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::string(why) + "\n";
+    res.keep_alive(false);
+    res.prepare_payload();
+    DoWrite(std::move(res));
+  };
+  auto target = ParseTarget(std::string_view(request.target().data(), request.target().size()));
+  if (!target) return refuse(http::status::bad_request, "malformed URL");
+  if (target->path != "/ws") return refuse(http::status::not_found, "not found");
+  if (auto origin = request.find(http::field::origin); origin != request.end()) {
+    const std::string_view value(origin->value().data(), origin->value().size());
+    if (!state_->OriginAllowed(value)) {
+      BRIDGE_LOG(Info, "ws: refused origin %s", value);
+      return refuse(http::status::forbidden, "origin not allowed");
+    }
+  }
+  std::vector<std::string> channels;
+  std::vector<std::string> patterns;
+  for (auto& [key, value] : target->params) {
+    if (key == "channel") channels.push_back(std::move(value));
+    if (key == "pattern") patterns.push_back(std::move(value));
+  }
+  // The WebSocket has its own timeouts (see WsSession::Run).
+  stream_.expires_never();
+  std::make_shared<WsSession>(std::move(stream_), state_)
+      ->Run(std::move(request), std::move(channels), std::move(patterns));
+}
+
+HttpSession::Response HttpSession::Answer(const Request& request) const {
+  Response res{http::status::ok, request.version()};
+  res.set(http::field::server, "bridge");
+  res.keep_alive(request.keep_alive());
+  auto text = [&](http::status status, std::string body) {
+    res.result(status);
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::move(body);
+  };
+  auto target = ParseTarget(std::string_view(request.target().data(), request.target().size()));
+  if (!target) {
+    text(http::status::bad_request, "malformed URL\n");
+  } else if (target->path == "/healthz") {
+    if (request.method() != http::verb::get) {
+      text(http::status::method_not_allowed, "use GET\n");
+    } else if (state_->hub()->Healthy()) {
+      text(http::status::ok, "ok\n");
+    } else {
+      text(http::status::service_unavailable, "redis unavailable\n");
+    }
+    res.set(http::field::cache_control, "no-store");
+  } else if (target->path == "/ws") {
+    text(http::status::upgrade_required, "this is a WebSocket endpoint\n");
+    res.set(http::field::upgrade, "websocket");
+  } else if (const StaticFiles::File* file = state_->files().Find(target->path)) {
+    if (request.method() != http::verb::get) {
+      text(http::status::method_not_allowed, "use GET\n");
+    } else {
+      res.set(http::field::content_type, file->content_type);
+      res.set(http::field::cache_control, "no-cache");
+      res.set("X-Content-Type-Options", "nosniff");
+      res.body() = *file->body;
+    }
+  } else {
+    text(http::status::not_found, "not found\n");
+  }
+  res.prepare_payload();
+  return res;
+}
+
+void HttpSession::DoWrite(Response response) {
+  response_ = std::move(response);
+  const bool keep_alive = response_->keep_alive();
+  stream_.expires_after(absl::ToChronoNanoseconds(state_->options().handshake_timeout));
+  http::async_write(
+      stream_, *response_,
+      beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(), keep_alive));
+}
+
+void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+  if (ec) return Fail(ec, "write");
+  response_.reset();
+  if (!keep_alive) {
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    return;
+  }
+  DoRead();
+}
+
+void HttpSession::Fail(beast::error_code ec, const char* what) {
+  if (ec == asio::error::operation_aborted) return;
+  BRIDGE_LOG(Debug, "http: %s: %s", what, ec.message());
+}
+
+}  // namespace bridge::ws

@@ -1,0 +1,186 @@
+#include "bridge/ws/server_frame.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace bridge::ws {
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `s`, or 0 if there is none.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  if (b0 < 0x80) return 1;
+  auto cont = [&](size_t i) {
+    return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80;
+  };
+  if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
+  if (b0 >= 0xE0 && b0 <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    const auto b1 = static_cast<unsigned char>(s[1]);
+    if (b0 == 0xE0 && b1 < 0xA0) return 0;  // overlong
+    if (b0 == 0xED && b1 > 0x9F) return 0;  // surrogate
+    return 3;
+  }
+  if (b0 >= 0xF0 && b0 <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    const auto b1 = static_cast<unsigned char>(s[1]);
+    if (b0 == 0xF0 && b1 < 0x90) return 0;  // overlong
+    if (b0 == 0xF4 && b1 > 0x8F) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+// Appends the JSON escape of one byte that needs one (quote, backslash, control).
+void AppendEscape(std::string* out, unsigned char c) {
+  switch (c) {
+    case '"':
+      out->append("\\\"");
+      return;
+    case '\\':
+      out->append("\\\\");
+      return;
+    case '\n':
+      out->append("\\n");
+      return;
+    case '\r':
+      out->append("\\r");
+      return;
+    case '\t':
+      out->append("\\t");
+      return;
+    case '\b':
+      out->append("\\b");
+      return;
+    case '\f':
+      out->append("\\f");
+      return;
+    default: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+      out->append(esc, sizeof(esc));
+    }
+  }
+}
+
+bool NeedsEscape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+void AppendTopic(std::string* out, const hub::Topic& topic) {
+  out->append(topic.is_pattern() ? "\"pattern\":" : "\"channel\":");
+  AppendJsonString(out, topic.name);
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // Fast path over ASCII, which most payloads are.
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->reserve(out->size() + s.size() + 2);
+  out->push_back('"');
+  size_t run = 0;  // start of the bytes not yet appended
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (NeedsEscape(c)) {
+        out->append(s.data() + run, i - run);
+        AppendEscape(out, c);
+        run = i + 1;
+      }
+      ++i;
+      continue;
+    }
+    const size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) {
+      out->append(s.data() + run, i - run);
+      out->append("\xEF\xBF\xBD");  // U+FFFD
+      run = ++i;
+      continue;
+    }
+    i += n;
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+std::string MessageFrame(const hub::Message& message) {
+  const std::string& payload = message.payload();
+  const bool text = IsValidUtf8(payload);
+  std::string out;
+  // Room for the fixed parts, the names, and the payload without escapes (or its base64).
+  out.reserve(64 + message.channel().size() + message.pattern().size() +
+              (text ? payload.size() + payload.size() / 8 : (payload.size() + 2) / 3 * 4));
+  out.append("{\"op\":\"message\",\"channel\":");
+  AppendJsonString(&out, message.channel());
+  if (!message.pattern().empty()) {
+    out.append(",\"pattern\":");
+    AppendJsonString(&out, message.pattern());
+  }
+  absl::StrAppend(&out, ",\"seq\":", message.seq());
+  if (text) {
+    out.append(",\"data\":");
+    AppendJsonString(&out, payload);
+  } else {
+    out.append(",\"data_b64\":\"");
+    out.append(absl::Base64Escape(payload));
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string SubscribedFrame(const hub::Topic& topic) {
+  std::string out = "{\"op\":\"subscribed\",";
+  AppendTopic(&out, topic);
+  out.push_back('}');
+  return out;
+}
+
+std::string UnsubscribedFrame(const hub::Topic& topic) {
+  std::string out = "{\"op\":\"unsubscribed\",";
+  AppendTopic(&out, topic);
+  out.push_back('}');
+  return out;
+}
+
+std::string GapFrame(const hub::Topic& topic, std::string_view reason, uint64_t dropped) {
+  std::string out = "{\"op\":\"gap\",";
+  AppendTopic(&out, topic);
+  out.append(",\"reason\":");
+  AppendJsonString(&out, reason);
+  absl::StrAppend(&out, ",\"dropped\":", dropped, "}");
+  return out;
+}
+
+std::string ErrorFrame(ErrorCode code, std::string_view message) {
+  std::string out = "{\"op\":\"error\",\"code\":";
+  AppendJsonString(&out, ErrorCodeName(code));
+  out.append(",\"message\":");
+  AppendJsonString(&out, message);
+  out.push_back('}');
+  return out;
+}
+
+std::string PongFrame() { return "{\"op\":\"pong\"}"; }
+
+std::string PublishedFrame(std::string_view channel, int64_t receivers) {
+  std::string out = "{\"op\":\"published\",\"channel\":";
+  AppendJsonString(&out, channel);
+  absl::StrAppend(&out, ",\"receivers\":", receivers, "}");
+  return out;
+}
+
+}  // namespace bridge::ws

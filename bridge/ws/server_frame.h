@@ -1,0 +1,42 @@
+#ifndef BRIDGE_WS_SERVER_FRAME_H_
+#define BRIDGE_WS_SERVER_FRAME_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "bridge/hub/message.h"
+#include "bridge/hub/topic.h"
+#include "bridge/ws/error_code.h"
+
+namespace bridge::ws {
+
+// The Message::Encoded slot that holds a message's WebSocket frame (gRPC uses 0).
+inline constexpr int kWsEncodingSlot = 1;
+
+// The frames the server sends, as JSON text (docs/WEBSOCKET.md). Built by hand rather
+// than through a JSON library: MessageFrame is on the hot path, once per message.
+
+// {"op":"message","channel":..,["pattern":..,]"seq":N,"data":..} with "data_b64" in
+// place of "data" when the payload is not valid UTF-8.
+std::string MessageFrame(const hub::Message& message);
+// {"op":"subscribed","channel":..} or {"op":"subscribed","pattern":..}.
+std::string SubscribedFrame(const hub::Topic& topic);
+std::string UnsubscribedFrame(const hub::Topic& topic);
+// {"op":"gap","channel"|"pattern":..,"reason":..,"dropped":N}.
+std::string GapFrame(const hub::Topic& topic, std::string_view reason, uint64_t dropped);
+std::string ErrorFrame(ErrorCode code, std::string_view message);
+std::string PongFrame();
+// {"op":"published","channel":..,"receivers":N}.
+std::string PublishedFrame(std::string_view channel, int64_t receivers);
+
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or values past
+// U+10FFFF), which is what JSON text may carry.
+bool IsValidUtf8(std::string_view s);
+// Appends `s` as a JSON string literal, quotes included. Invalid UTF-8 sequences become
+// U+FFFD: names from Redis are bytes, and the frame must stay valid JSON.
+void AppendJsonString(std::string* out, std::string_view s);
+
+}  // namespace bridge::ws
+
+#endif  // BRIDGE_WS_SERVER_FRAME_H_

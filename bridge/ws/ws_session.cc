@@ -1,0 +1,398 @@
+#include "bridge/ws/ws_session.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "bridge/common/log.h"
+#include "bridge/ws/server_frame.h"
+
+namespace bridge::ws {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+
+// Events taken from the hub per write round: enough to keep the socket busy, few enough
+// that a slow browser leaves the rest in the hub's bounded queue.
+constexpr size_t kBatch = 64;
+// Longest name accepted by the parser; the hub's own, usually smaller, limit decides.
+constexpr size_t kMaxParsedName = 4096;
+
+// Durations from flags may be infinite; keep time arithmetic from overflowing.
+std::chrono::steady_clock::duration ToClock(absl::Duration d) {
+  const absl::Duration kLongest = absl::Hours(24 * 365);
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      absl::ToChronoNanoseconds(std::clamp(d, absl::ZeroDuration(), kLongest)));
+}
+
+bool Quiet(const beast::error_code& ec) {
+  return ec == websocket::error::closed || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == beast::error::timeout;
+}
+
+}  // namespace
+
+// The hub's handle on the session. Holds it weakly: the hub keeps its sink until
+// Disconnect, and Disconnect happens when the session ends, which a strong reference
+// here would prevent.
+class WsSession::ReadySink : public hub::Sink {
+ public:
+  explicit ReadySink(std::weak_ptr<WsSession> session) : session_(std::move(session)) {}
+  void OnReady() override {
+    if (auto s = session_.lock()) s->NotifyReady();
+  }
+
+ private:
+  const std::weak_ptr<WsSession> session_;
+};
+
+WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state)
+    : ws_(std::move(stream)), state_(std::move(state)), timer_(ws_.get_executor()) {
+  beast::error_code ec;
+  auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+  peer_ = ec ? "?" : absl::StrCat(peer.address().to_string(), ":", peer.port());
+}
+
+WsSession::~WsSession() { ReleaseHub(); }
+
+void WsSession::Run(Request request, std::vector<std::string> channels,
+                    std::vector<std::string> patterns) {
+  const WsOptions& options = state_->options();
+  ws_.set_option(websocket::stream_base::timeout{ToClock(options.handshake_timeout),
+                                                 websocket::stream_base::none(), false});
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(beast::http::field::server, "bridge"); }));
+  ws_.read_message_max(options.max_frame_bytes);
+  // One frame per message: the shared encoding goes out as it is.
+  ws_.auto_fragment(false);
+  // Pongs are the liveness signal of a peer with nothing to say. The callback runs
+  // inside our own read operation, on the strand.
+  ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::pong) last_seen_ = Clock::now();
+  });
+  ws_.async_accept(request, [self = shared_from_this(), channels = std::move(channels),
+                             patterns = std::move(patterns)](beast::error_code ec) mutable {
+    self->OnAccept(std::move(channels), std::move(patterns), ec);
+  });
+}
+
+void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::string> patterns,
+                         beast::error_code ec) {
+  if (ec) return Fail(ec, "handshake");
+  const WsOptions& options = state_->options();
+  phase_ = Phase::kOpen;
+  ws_.text(true);
+  const auto now = Clock::now();
+  last_seen_ = now;
+  last_refill_ = now;
+  tokens_ = std::max(options.client_frame_burst, 1.0);
+  next_ping_ = now + ToClock(options.ping_interval);
+  DoRead();
+  ArmTimer(std::min(next_ping_, last_seen_ + ToClock(options.idle_timeout)));
+
+  hub::SubscriberOptions sub_options = options.subscriber;
+  sub_options.max_topics = options.max_subscriptions;
+  auto subscriber =
+      state_->hub()->Connect(std::make_shared<ReadySink>(weak_from_this()), sub_options);
+  if (!subscriber.ok()) return BeginClose(websocket::close_code::going_away, "shutting down");
+  subscriber_ = *std::move(subscriber);
+  if (!state_->Register(this, weak_from_this())) {
+    return BeginClose(websocket::close_code::going_away, "shutting down");
+  }
+  BRIDGE_LOG(Debug, "ws %s: open", peer_);
+  if (!channels.empty() || !patterns.empty()) Subscribe(std::move(channels), std::move(patterns));
+}
+
+void WsSession::NotifyReady() {
+  asio::post(ws_.get_executor(), [self = shared_from_this()] {
+    if (self->phase_ != Phase::kOpen) return;
+    // A closed subscriber is acted on at once, even with writes pending: a slow
+    // consumer's socket is exactly the one whose writes do not finish.
+    if (!self->subscriber_->status().ok()) return self->OnHubClosed();
+    self->hub_ready_ = true;
+    self->Pump();
+  });
+}
+
+void WsSession::GoAway() {
+  asio::post(ws_.get_executor(), [self = shared_from_this()] {
+    self->BeginClose(websocket::close_code::going_away, "server shutting down");
+  });
+}
+
+void WsSession::Abort() {
+  asio::post(ws_.get_executor(), [self = shared_from_this()] { self->Cut(); });
+}
+
+void WsSession::DoRead() {
+  ws_.async_read(read_buffer_, beast::bind_front_handler(&WsSession::OnRead, shared_from_this()));
+}
+
+void WsSession::OnRead(beast::error_code ec, std::size_t) {
+  if (ec) return Fail(ec, "read");
+  last_seen_ = Clock::now();
+  // While closing, read on only to receive the peer's close frame.
+  if (phase_ == Phase::kOpen) {
+    if (!TakeToken()) {
+      SendError(ErrorCode::kRateLimited, "too many frames; closing");
+      BeginClose(websocket::close_code::policy_error, "rate limited");
+    } else if (!ws_.got_text()) {
+      SendError(ErrorCode::kBinaryUnsupported, "send JSON text frames");
+    } else {
+      const std::string_view text(static_cast<const char*>(read_buffer_.data().data()),
+                                  read_buffer_.size());
+      Handle(ParseClientFrame(text, {.max_name_length = kMaxParsedName,
+                                     .max_names = state_->options().max_subscriptions}));
+    }
+  }
+  read_buffer_.consume(read_buffer_.size());
+  DoRead();
+}
+
+bool WsSession::TakeToken() {
+  const WsOptions& options = state_->options();
+  if (options.max_client_frames_per_sec <= 0) return true;
+  const auto now = Clock::now();
+  const double elapsed = std::chrono::duration<double>(now - last_refill_).count();
+  last_refill_ = now;
+  tokens_ = std::min(std::max(options.client_frame_burst, 1.0),
+                     tokens_ + elapsed * options.max_client_frames_per_sec);
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+void WsSession::Handle(ClientFrame frame) {
+  std::visit(
+      [this](auto&& f) {
+        using T = std::decay_t<decltype(f)>;
+        if constexpr (std::is_same_v<T, ClientError>) {
+          SendError(f.code, f.message);
+        } else if constexpr (std::is_same_v<T, SubscribeCommand>) {
+          Subscribe(std::move(f.channels), std::move(f.patterns));
+        } else if constexpr (std::is_same_v<T, UnsubscribeCommand>) {
+          Unsubscribe(f);
+        } else if constexpr (std::is_same_v<T, PublishCommand>) {
+          Publish(std::move(f));
+        } else {
+          static_assert(std::is_same_v<T, PingCommand>);
+          Send(PongFrame());
+        }
+      },
+      std::move(frame));
+}
+
+void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::string> patterns) {
+  const absl::Status st = state_->hub()->Subscribe(subscriber_, channels, patterns);
+  if (st.ok()) return;  // "subscribed" frames follow through the hub
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return SendError(ErrorCode::kBadChannel, st.message());
+    case absl::StatusCode::kResourceExhausted:
+      return SendError(ErrorCode::kTooManySubscriptions, st.message());
+    default:
+      return SendError(ErrorCode::kUnavailable, st.message());
+  }
+}
+
+void WsSession::Unsubscribe(const UnsubscribeCommand& command) {
+  state_->hub()->Unsubscribe(subscriber_, command.channels, command.patterns);
+  // Acknowledged so that a client knows no more messages of these will come.
+  for (const auto& c : command.channels) Send(UnsubscribedFrame(hub::Topic::Channel(c)));
+  for (const auto& p : command.patterns) Send(UnsubscribedFrame(hub::Topic::Pattern(p)));
+}
+
+void WsSession::Publish(PublishCommand command) {
+  if (!state_->options().allow_publish) {
+    return SendError(ErrorCode::kPublishForbidden, "publishing is not allowed on this server");
+  }
+  if (absl::Status st = state_->hub()->ValidateName("channel", command.channel); !st.ok()) {
+    return SendError(ErrorCode::kBadChannel, st.message());
+  }
+  std::string channel = command.channel;
+  state_->hub()->Publish(
+      std::move(command.channel), std::move(command.payload),
+      [self = shared_from_this(),
+       channel = std::move(channel)](absl::StatusOr<int64_t> receivers) mutable {
+        // Runs on the upstream's thread: back to the strand.
+        asio::post(self->ws_.get_executor(),
+                   [self, channel = std::move(channel), receivers = std::move(receivers)] {
+                     if (receivers.ok()) {
+                       self->Send(PublishedFrame(channel, *receivers));
+                     } else {
+                       self->SendError(ErrorCode::kPublishFailed, receivers.status().message());
+                     }
+                   });
+      });
+}
+
+void WsSession::Send(std::shared_ptr<const std::string> frame) {
+  if (phase_ != Phase::kOpen) return;
+  write_queue_.push_back(std::move(frame));
+  if (!writing_) DoWrite();
+}
+
+void WsSession::SendError(ErrorCode code, absl::string_view message) {
+  Send(ErrorFrame(code, std::string_view(message.data(), message.size())));
+}
+
+void WsSession::DoWrite() {
+  writing_ = true;
+  ws_.async_write(asio::buffer(*write_queue_.front()),
+                  beast::bind_front_handler(&WsSession::OnWrite, shared_from_this()));
+}
+
+void WsSession::OnWrite(beast::error_code ec, std::size_t) {
+  writing_ = false;
+  if (ec) return Fail(ec, "write");
+  write_queue_.pop_front();
+  if (phase_ == Phase::kClosed) return;
+  if (!write_queue_.empty()) return DoWrite();
+  if (phase_ == Phase::kOpen) return Pump();
+  MaybeDoClose();
+}
+
+void WsSession::Pump() {
+  if (phase_ != Phase::kOpen || !hub_ready_ || writing_ || !write_queue_.empty()) return;
+  const auto result = subscriber_->PopMany(&batch_, kBatch);
+  if (result == hub::Subscriber::PopResult::kClosed) return OnHubClosed();
+  if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
+  for (hub::Event& event : batch_) Enqueue(event);
+  batch_.clear();
+  if (!write_queue_.empty()) DoWrite();
+}
+
+void WsSession::Enqueue(hub::Event& event) {
+  switch (event.type) {
+    case hub::Event::Type::kMessage: {
+      // Encoded once per message for every socket; the aliasing pointer keeps the
+      // Message, and with it the bytes, alive until the write completed.
+      const std::string& frame = event.message->Encoded<std::string>(kWsEncodingSlot, MessageFrame);
+      write_queue_.push_back(std::shared_ptr<const std::string>(event.message, &frame));
+      return;
+    }
+    case hub::Event::Type::kSubscribed:
+      write_queue_.push_back(std::make_shared<const std::string>(SubscribedFrame(event.topic)));
+      return;
+    case hub::Event::Type::kGap:
+      write_queue_.push_back(
+          std::make_shared<const std::string>(GapFrame(event.topic, event.reason, event.dropped)));
+      return;
+  }
+}
+
+void WsSession::OnHubClosed() {
+  hub_ready_ = false;
+  if (phase_ != Phase::kOpen) return;
+  const absl::Status st = subscriber_->status();
+  if (st.code() == absl::StatusCode::kResourceExhausted) {
+    BRIDGE_LOG(Info, "ws %s: %s", peer_, st.message());
+    // What is not yet on the wire would only wait behind a socket that does not drain.
+    while (write_queue_.size() > (writing_ ? 1u : 0u)) write_queue_.pop_back();
+    SendError(ErrorCode::kSlowConsumer, st.message());
+    return BeginClose(websocket::close_code::policy_error, "slow consumer");
+  }
+  BeginClose(websocket::close_code::going_away, "server shutting down");
+}
+
+void WsSession::BeginClose(websocket::close_code code, std::string_view reason) {
+  if (phase_ != Phase::kOpen) return;
+  phase_ = Phase::kClosing;
+  close_reason_ = websocket::close_reason(code, beast::string_view(reason.data(), reason.size()));
+  // A peer that reads nothing never lets the close frame out; cut it at the deadline.
+  close_deadline_ = Clock::now() + ToClock(state_->options().handshake_timeout);
+  ArmTimer(close_deadline_);
+  MaybeDoClose();
+}
+
+void WsSession::MaybeDoClose() {
+  // Beast allows one control frame operation at a time, after the queued frames.
+  if (phase_ != Phase::kClosing || close_started_ || writing_ || ping_in_flight_) return;
+  if (!write_queue_.empty()) return DoWrite();
+  close_started_ = true;
+  ws_.async_close(close_reason_,
+                  beast::bind_front_handler(&WsSession::OnClose, shared_from_this()));
+}
+
+void WsSession::OnClose(beast::error_code ec) {
+  if (ec) return Fail(ec, "close");
+  // The pending read receives the peer's close frame and ends the session.
+}
+
+void WsSession::ArmTimer(Clock::time_point at) {
+  timer_.expires_at(at);
+  timer_.async_wait(beast::bind_front_handler(&WsSession::OnTimer, shared_from_this()));
+}
+
+void WsSession::OnTimer(beast::error_code ec) {
+  if (ec == asio::error::operation_aborted) return;  // re-armed or released
+  const auto now = Clock::now();
+  const WsOptions& options = state_->options();
+  if (phase_ == Phase::kClosing) {
+    if (now >= close_deadline_) return Cut();
+    return ArmTimer(close_deadline_);
+  }
+  if (phase_ != Phase::kOpen) return;
+  const auto idle_deadline = last_seen_ + ToClock(options.idle_timeout);
+  if (now >= idle_deadline) {
+    BRIDGE_LOG(Info, "ws %s: nothing received for %s; closing", peer_,
+               absl::FormatDuration(options.idle_timeout));
+    return Cut();
+  }
+  if (now >= next_ping_) {
+    if (!ping_in_flight_) {
+      ping_in_flight_ = true;
+      ws_.async_ping({}, beast::bind_front_handler(&WsSession::OnPing, shared_from_this()));
+    }
+    next_ping_ = now + ToClock(options.ping_interval);
+  }
+  ArmTimer(std::min(next_ping_, idle_deadline));
+}
+
+void WsSession::OnPing(beast::error_code ec) {
+  ping_in_flight_ = false;
+  if (ec) return Fail(ec, "ping");
+  MaybeDoClose();
+}
+
+void WsSession::Fail(beast::error_code ec, const char* what) {
+  if (ec != asio::error::operation_aborted) {
+    if (Quiet(ec)) {
+      BRIDGE_LOG(Debug, "ws %s: %s: %s", peer_, what, ec.message());
+    } else {
+      BRIDGE_LOG(Info, "ws %s: %s: %s", peer_, what, ec.message());
+    }
+  }
+  Cut();
+  Release();
+}
+
+void WsSession::Cut() {
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+void WsSession::Release() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  hub_ready_ = false;
+  timer_.cancel();
+  // The front frame may be on the wire: its bytes must outlive the write.
+  while (write_queue_.size() > (writing_ ? 1u : 0u)) write_queue_.pop_back();
+  ReleaseHub();
+}
+
+void WsSession::ReleaseHub() {
+  if (hub_released_) return;
+  hub_released_ = true;
+  if (subscriber_ != nullptr) state_->hub()->Disconnect(subscriber_);
+  state_->Unregister(this);
+}
+
+}  // namespace bridge::ws

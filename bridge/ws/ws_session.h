@@ -1,0 +1,124 @@
+#ifndef BRIDGE_WS_WS_SESSION_H_
+#define BRIDGE_WS_WS_SESSION_H_
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "boost/beast/websocket.hpp"
+#include "bridge/hub/event.h"
+#include "bridge/hub/subscriber.h"
+#include "bridge/ws/client_frame.h"
+#include "bridge/ws/error_code.h"
+#include "bridge/ws/server_state.h"
+
+namespace bridge::ws {
+
+// One browser's WebSocket: reads its JSON commands, and writes the events of its hub
+// subscriber. Owns itself through the handlers bound to shared_from_this(); lives on the
+// strand its socket was accepted on, and every member is touched only there.
+//
+// Back-pressure: events stay in the hub's bounded queue until the previous batch is on
+// the wire, so that the hub's slow-consumer policy, not this session, decides what a
+// slow browser loses. The session itself holds at most one batch.
+class WsSession : public std::enable_shared_from_this<WsSession> {
+ public:
+  using Stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state);
+  ~WsSession();
+  WsSession(const WsSession&) = delete;
+  WsSession& operator=(const WsSession&) = delete;
+
+  // Completes the upgrade of `request`, then subscribes to the topics the URL named.
+  void Run(Request request, std::vector<std::string> channels, std::vector<std::string> patterns);
+
+  // From any thread. The hub has events for this session.
+  void NotifyReady();
+  // From any thread. Closes with 1001 (going away), as at shutdown.
+  void GoAway();
+  // From any thread. Cuts the TCP connection without a close handshake.
+  void Abort();
+
+ private:
+  class ReadySink;
+  enum class Phase { kHandshake, kOpen, kClosing, kClosed };
+  using Clock = std::chrono::steady_clock;
+
+  void OnAccept(std::vector<std::string> channels, std::vector<std::string> patterns,
+                boost::beast::error_code ec);
+  void DoRead();
+  void OnRead(boost::beast::error_code ec, std::size_t bytes);
+  void Handle(ClientFrame frame);
+  void Subscribe(std::vector<std::string> channels, std::vector<std::string> patterns);
+  void Unsubscribe(const UnsubscribeCommand& command);
+  void Publish(PublishCommand command);
+  // Takes the rate limiter's token for one client frame; false when the client is over.
+  bool TakeToken();
+
+  void Send(std::shared_ptr<const std::string> frame);
+  void Send(std::string frame) { Send(std::make_shared<const std::string>(std::move(frame))); }
+  void SendError(ErrorCode code, absl::string_view message);
+  void DoWrite();
+  void OnWrite(boost::beast::error_code ec, std::size_t bytes);
+  // Moves a batch of hub events into the write queue when it is empty.
+  void Pump();
+  void Enqueue(hub::Event& event);
+  void OnHubClosed();
+
+  // Starts the close handshake once the frames queued so far are written.
+  void BeginClose(boost::beast::websocket::close_code code, std::string_view reason);
+  void MaybeDoClose();
+  void OnClose(boost::beast::error_code ec);
+
+  void ArmTimer(Clock::time_point at);
+  void OnTimer(boost::beast::error_code ec);
+  void OnPing(boost::beast::error_code ec);
+
+  // Any failure ends the session: logged unless it is our own cancellation.
+  void Fail(boost::beast::error_code ec, const char* what);
+  void Cut();
+  void Release();
+  void ReleaseHub();
+
+  Stream ws_;
+  const std::shared_ptr<ServerState> state_;
+  std::string peer_;
+  Phase phase_ = Phase::kHandshake;
+
+  std::shared_ptr<hub::Subscriber> subscriber_;
+  bool hub_released_ = false;
+  // OnReady fired and the hub queue was not yet drained to kEmpty.
+  bool hub_ready_ = false;
+  std::vector<hub::Event> batch_;
+
+  boost::beast::flat_buffer read_buffer_;
+  // Frames to write, front first; the front is on the wire while writing_. Message
+  // frames alias the shared Message whose cached encoding they point at.
+  std::deque<std::shared_ptr<const std::string>> write_queue_;
+  bool writing_ = false;
+
+  boost::beast::websocket::close_reason close_reason_;
+  bool close_started_ = false;
+
+  boost::asio::steady_timer timer_;
+  Clock::time_point last_seen_;
+  Clock::time_point next_ping_;
+  Clock::time_point close_deadline_;
+  bool ping_in_flight_ = false;
+
+  double tokens_ = 0;
+  Clock::time_point last_refill_;
+};
+
+}  // namespace bridge::ws
+
+#endif  // BRIDGE_WS_WS_SESSION_H_

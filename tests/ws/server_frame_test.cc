@@ -1,0 +1,96 @@
+#include "bridge/ws/server_frame.h"
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "bridge/hub/event.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace bridge::ws {
+namespace {
+
+using Json = nlohmann::json;
+
+Json ParseOrDie(const std::string& text) {
+  Json j = Json::parse(text, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << text;
+  return j;
+}
+
+TEST(ServerFrameTest, TextMessage) {
+  hub::Message m("news", "", "h\xC3\xA9llo \"w\" \\ \n\t\x01", 7);
+  const std::string frame = MessageFrame(m);
+  const Json j = ParseOrDie(frame);
+  EXPECT_EQ(j["op"], "message");
+  EXPECT_EQ(j["channel"], "news");
+  EXPECT_FALSE(j.contains("pattern"));
+  EXPECT_EQ(j["seq"], 7);
+  EXPECT_EQ(j["data"], m.payload());
+  EXPECT_FALSE(j.contains("data_b64"));
+}
+
+TEST(ServerFrameTest, BinaryMessageIsBase64) {
+  const std::string payload("\x00\xff\xfe binary", 10);
+  hub::Message m("bin", "b*", payload, 1);
+  const Json j = ParseOrDie(MessageFrame(m));
+  EXPECT_EQ(j["pattern"], "b*");
+  EXPECT_FALSE(j.contains("data"));
+  std::string decoded;
+  ASSERT_TRUE(absl::Base64Unescape(j["data_b64"].get<std::string>(), &decoded));
+  EXPECT_EQ(decoded, payload);
+}
+
+TEST(ServerFrameTest, EncodedOnceAndShared) {
+  hub::Message m("a", "", "x", 1);
+  int calls = 0;
+  auto encode = [&](const hub::Message& msg) {
+    ++calls;
+    return MessageFrame(msg);
+  };
+  const std::string& first = m.Encoded<std::string>(kWsEncodingSlot, encode);
+  const std::string& second = m.Encoded<std::string>(kWsEncodingSlot, encode);
+  EXPECT_EQ(&first, &second);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(ServerFrameTest, Utf8Validation) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain"));
+  EXPECT_TRUE(IsValidUtf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xE0\x80\xAF"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xC3"));              // truncated
+  EXPECT_FALSE(IsValidUtf8("\x80"));
+}
+
+TEST(ServerFrameTest, InvalidNamesStayValidJson) {
+  const Json j = ParseOrDie(SubscribedFrame(hub::Topic::Channel("a\xff\"b")));
+  EXPECT_EQ(j["channel"], "a\xEF\xBF\xBD\"b");
+}
+
+TEST(ServerFrameTest, ControlFrames) {
+  EXPECT_EQ(ParseOrDie(SubscribedFrame(hub::Topic::Pattern("p*")))["pattern"], "p*");
+  EXPECT_EQ(ParseOrDie(UnsubscribedFrame(hub::Topic::Channel("c")))["op"], "unsubscribed");
+  const Json gap = ParseOrDie(GapFrame(hub::Topic::Channel("c"), hub::kGapSlowConsumer, 3));
+  EXPECT_EQ(gap["op"], "gap");
+  EXPECT_EQ(gap["reason"], "slow_consumer");
+  EXPECT_EQ(gap["dropped"], 3);
+  const Json error = ParseOrDie(ErrorFrame(ErrorCode::kBadJson, "oops \"x\""));
+  EXPECT_EQ(error["code"], "bad_json");
+  EXPECT_EQ(error["message"], "oops \"x\"");
+  EXPECT_EQ(ParseOrDie(PongFrame())["op"], "pong");
+  EXPECT_EQ(ParseOrDie(PublishedFrame("c", 4))["receivers"], 4);
+}
+
+TEST(ServerFrameTest, EveryByteRoundTrips) {
+  std::string all;
+  for (int c = 1; c < 0x80; ++c) all.push_back(static_cast<char>(c));
+  hub::Message m("c", "", all, 1);
+  EXPECT_EQ(ParseOrDie(MessageFrame(m))["data"], all);
+}
+
+}  // namespace
+}  // namespace bridge::ws

@@ -1,0 +1,336 @@
+// bridge.js: a small, dependency-free browser client for Bridge's WebSocket endpoint.
+//
+//   import { Bridge } from "./bridge.js";
+//   const bridge = new Bridge();                       // ws(s)://<this host>/ws
+//   const stop = bridge.subscribe("news", (data, msg) => console.log(data, msg.seq));
+//   bridge.on("gap", (gap) => console.warn("lost", gap.dropped, "on", gap.channel));
+//   stop();                                            // unsubscribe
+//
+// The client reconnects by itself (exponential backoff with jitter), subscribes again
+// to everything it held, and reports every loss as a "gap": those the server announces
+// (slow consumer, Redis reconnect) and its own reconnects (reason "client_reconnect").
+// See docs/WEBSOCKET.md for the protocol.
+
+const CONNECTING = "connecting";
+const OPEN = "open";
+const RECONNECTING = "reconnecting";
+const CLOSED = "closed";
+
+/** The default endpoint: /ws on the host that served the page. */
+export function defaultUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+function decodePayload(msg) {
+  if (typeof msg.data === "string") return msg.data;
+  if (typeof msg.data_b64 === "string") {
+    const bin = atob(msg.data_b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return bytes;
+  }
+  return undefined;
+}
+
+export class Bridge {
+  /**
+   * @param {string} [url] WebSocket URL; defaults to /ws on the page's host.
+   * @param {object} [options]
+   * @param {number} [options.minBackoffMs=250]  first reconnect delay
+   * @param {number} [options.maxBackoffMs=15000] longest reconnect delay
+   * @param {number} [options.pingIntervalMs=25000] application pings; 0 disables
+   * @param {number} [options.pongTimeoutMs=10000] no pong by then: reconnect
+   * @param {number} [options.publishTimeoutMs=10000]
+   */
+  constructor(url = defaultUrl(), options = {}) {
+    this.url = url;
+    this.options = {
+      minBackoffMs: 250,
+      maxBackoffMs: 15000,
+      pingIntervalMs: 25000,
+      pongTimeoutMs: 10000,
+      publishTimeoutMs: 10000,
+      ...options,
+    };
+    this.state = CONNECTING;
+    this._channels = new Map(); // name -> Set of handlers
+    this._patterns = new Map();
+    this._listeners = new Map(); // event -> Set of handlers
+    this._pendingPublishes = [];
+    this._attempt = 0;
+    this._everOpened = false;
+    this._closedByUser = false;
+    this._socket = null;
+    this._reconnectTimer = null;
+    this._pingTimer = null;
+    this._pongTimer = null;
+    this._connect();
+  }
+
+  /**
+   * Calls onMessage(data, message) for every message on `channel`; data is a string, or
+   * a Uint8Array when the payload is not UTF-8. Returns a function that unsubscribes.
+   */
+  subscribe(channel, onMessage) {
+    return this._add(this._channels, "channels", channel, onMessage);
+  }
+
+  /** Like subscribe, for a Redis glob pattern ("news.*"). */
+  subscribePattern(pattern, onMessage) {
+    return this._add(this._patterns, "patterns", pattern, onMessage);
+  }
+
+  /**
+   * Publishes (when the server allows it). Resolves with the number of Redis
+   * receivers; rejects with an Error whose `code` is the server's error code.
+   */
+  publish(channel, data) {
+    return new Promise((resolve, reject) => {
+      if (this.state !== OPEN) {
+        reject(Object.assign(new Error("not connected"), { code: "not_connected" }));
+        return;
+      }
+      const frame = { op: "publish", channel };
+      if (data instanceof Uint8Array) {
+        let bin = "";
+        for (const b of data) bin += String.fromCharCode(b);
+        frame.data_b64 = btoa(bin);
+      } else {
+        frame.data = String(data);
+      }
+      const pending = { resolve, reject };
+      pending.timer = setTimeout(() => {
+        this._pendingPublishes = this._pendingPublishes.filter((p) => p !== pending);
+        reject(Object.assign(new Error("publish timed out"), { code: "timeout" }));
+      }, this.options.publishTimeoutMs);
+      // The server answers publishes in order: the oldest pending gets the next answer.
+      this._pendingPublishes.push(pending);
+      this._send(frame);
+    });
+  }
+
+  /**
+   * Events: "state" (state string), "open", "subscribed" ({channel|pattern}),
+   * "gap" ({channel|pattern, reason, dropped}), "error" ({code, message}),
+   * "close" ({code, reason}). Returns a function that removes the listener.
+   */
+  on(event, handler) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(handler);
+    return () => this._listeners.get(event)?.delete(handler);
+  }
+
+  /** Closes for good; no reconnect. */
+  close() {
+    this._closedByUser = true;
+    clearTimeout(this._reconnectTimer);
+    this._stopPings();
+    if (this._socket) this._socket.close(1000, "bye");
+    this._setState(CLOSED);
+  }
+
+  // ---- internals ----
+
+  _add(map, field, name, handler) {
+    let handlers = map.get(name);
+    const isNew = !handlers;
+    if (isNew) {
+      handlers = new Set();
+      map.set(name, handlers);
+    }
+    handlers.add(handler);
+    if (isNew && this.state === OPEN) this._send({ op: "subscribe", [field]: [name] });
+    return () => {
+      const set = map.get(name);
+      if (!set || !set.delete(handler) || set.size > 0) return;
+      map.delete(name);
+      if (this.state === OPEN) this._send({ op: "unsubscribe", [field]: [name] });
+    };
+  }
+
+  _emit(event, value) {
+    for (const handler of this._listeners.get(event) ?? []) {
+      try {
+        handler(value);
+      } catch (e) {
+        console.error("bridge.js listener failed", e);
+      }
+    }
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", state);
+  }
+
+  _send(frame) {
+    if (this._socket && this._socket.readyState === WebSocket.OPEN) {
+      this._socket.send(JSON.stringify(frame));
+    }
+  }
+
+  _connect() {
+    this._setState(this._everOpened ? RECONNECTING : CONNECTING);
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch (e) {
+      this._scheduleReconnect();
+      return;
+    }
+    this._socket = socket;
+    socket.onopen = () => this._onOpen(socket);
+    socket.onmessage = (ev) => this._onFrame(ev.data);
+    socket.onclose = (ev) => this._onClose(socket, ev);
+    // onclose follows every error; nothing more to do here.
+    socket.onerror = () => {};
+  }
+
+  _onOpen(socket) {
+    if (socket !== this._socket) return;
+    const wasReconnect = this._everOpened;
+    this._everOpened = true;
+    this._setState(OPEN);
+    const channels = [...this._channels.keys()];
+    const patterns = [...this._patterns.keys()];
+    if (channels.length || patterns.length) this._send({ op: "subscribe", channels, patterns });
+    if (wasReconnect) {
+      // What was published while we were away is lost: say so, per subscription.
+      for (const channel of channels) {
+        this._emit("gap", { channel, reason: "client_reconnect", dropped: 0 });
+      }
+      for (const pattern of patterns) {
+        this._emit("gap", { pattern, reason: "client_reconnect", dropped: 0 });
+      }
+    }
+    this._startPings();
+    this._emit("open", { reconnect: wasReconnect });
+  }
+
+  _onFrame(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    // Anything from the server proves the connection alive.
+    clearTimeout(this._pongTimer);
+    this._pongTimer = null;
+    switch (msg.op) {
+      case "message": {
+        // A connection that carries messages is healthy: the next outage starts afresh.
+        this._attempt = 0;
+        const handlers = msg.pattern !== undefined
+          ? this._patterns.get(msg.pattern)
+          : this._channels.get(msg.channel);
+        if (!handlers) return;
+        const data = decodePayload(msg);
+        for (const handler of handlers) {
+          try {
+            handler(data, msg);
+          } catch (e) {
+            console.error("bridge.js handler failed", e);
+          }
+        }
+        return;
+      }
+      case "subscribed":
+        this._attempt = 0;
+        this._emit("subscribed", msg);
+        return;
+      case "unsubscribed":
+        this._emit("unsubscribed", msg);
+        return;
+      case "gap":
+        this._emit("gap", msg);
+        return;
+      case "published": {
+        const pending = this._pendingPublishes.shift();
+        if (pending) {
+          clearTimeout(pending.timer);
+          pending.resolve(msg.receivers);
+        }
+        return;
+      }
+      case "error": {
+        if (msg.code === "publish_forbidden" || msg.code === "publish_failed") {
+          const pending = this._pendingPublishes.shift();
+          if (pending) {
+            clearTimeout(pending.timer);
+            pending.reject(Object.assign(new Error(msg.message), { code: msg.code }));
+          }
+        }
+        this._emit("error", msg);
+        return;
+      }
+      default:
+        return; // "pong", and ops of newer servers
+    }
+  }
+
+  _onClose(socket, ev) {
+    if (socket !== this._socket) return;
+    this._socket = null;
+    this._stopPings();
+    for (const pending of this._pendingPublishes.splice(0)) {
+      clearTimeout(pending.timer);
+      pending.reject(Object.assign(new Error("connection closed"), { code: "closed" }));
+    }
+    this._emit("close", { code: ev.code, reason: ev.reason });
+    if (this._closedByUser) return;
+    this._scheduleReconnect();
+  }
+
+  _scheduleReconnect() {
+    this._setState(RECONNECTING);
+    const { minBackoffMs, maxBackoffMs } = this.options;
+    const ceiling = Math.min(maxBackoffMs, minBackoffMs * 2 ** this._attempt);
+    this._attempt = Math.min(this._attempt + 1, 30);
+    // "Equal jitter": at least half the backoff, so that a restarted server is not hit
+    // by every browser at once, nor in lockstep.
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  _startPings() {
+    this._stopPings();
+    const { pingIntervalMs, pongTimeoutMs } = this.options;
+    if (!pingIntervalMs) return;
+    // The server pings too, but a browser cannot see those; this finds a dead path
+    // (a sleeping laptop, a silent proxy) from our side.
+    this._pingTimer = setInterval(() => {
+      this._send({ op: "ping" });
+      if (this._pongTimer === null) {
+        this._pongTimer = setTimeout(() => {
+          this._pongTimer = null;
+          if (this._socket) this._socket.close(4000, "no pong");
+        }, pongTimeoutMs);
+      }
+    }, pingIntervalMs);
+  }
+
+  _stopPings() {
+    clearInterval(this._pingTimer);
+    clearTimeout(this._pongTimer);
+    this._pingTimer = null;
+    this._pongTimer = null;
+  }
+}
+
+let defaultBridge = null;
+
+/** subscribe(channel, onMessage) on a shared client for /ws of this page's host. */
+export function subscribe(channel, onMessage) {
+  defaultBridge ??= new Bridge();
+  return defaultBridge.subscribe(channel, onMessage);
+}
+
+/** The shared client that subscribe() uses. */
+export function bridge() {
+  defaultBridge ??= new Bridge();
+  return defaultBridge;
+}

@@ -1,17 +1,12 @@
 #include "bench/fanout/grpc_clients.h"
 
-#include <grpcpp/support/client_callback.h>
-
+#include <chrono>
 #include <string_view>
 
-#include "absl/time/time.h"
-#include "bridge/v1/bridge.grpc.pb.h"
+#include "bridge/v1/bridge.pb.h"
 
 namespace bridge::bench {
 namespace {
-
-const ::grpc::internal::RpcMethod kSubscribe("/bridge.v1.Bridge/Subscribe",
-                                             ::grpc::internal::RpcMethod::SERVER_STREAMING);
 
 bool ReadVarint(std::string_view* in, uint64_t* v) {
   *v = 0;
@@ -24,12 +19,12 @@ bool ReadVarint(std::string_view* in, uint64_t* v) {
   return false;
 }
 
-// Reads one length-delimited field; false at the end or on anything else.
+// Reads one field: its number and, when length-delimited, its bytes; varints are skipped.
 bool ReadField(std::string_view* in, uint64_t* field, std::string_view* value) {
   uint64_t tag = 0, len = 0;
   if (!ReadVarint(in, &tag)) return false;
   *field = tag >> 3;
-  if ((tag & 7) == 0) {  // varint (seq): skip it
+  if ((tag & 7) == 0) {
     *value = {};
     return ReadVarint(in, &len);
   }
@@ -41,37 +36,79 @@ bool ReadField(std::string_view* in, uint64_t* field, std::string_view* value) {
 
 }  // namespace
 
-class GrpcClients::Stream : public ::grpc::ClientReadReactor<::grpc::ByteBuffer> {
+struct GrpcClients::Poller {
+  ::grpc::CompletionQueue cq;
+  std::thread thread;
+};
+
+// One stream's state machine: StartCall -> Write(request) -> WritesDone, and a Read
+// loop from StartCall on, until Finish. Each operation's tag is one of its Op members.
+class GrpcClients::Stream {
  public:
+  enum class OpKind { kStart, kWrite, kWritesDone, kRead, kFinish };
+  struct Op {
+    Stream* stream;
+    OpKind kind;
+  };
+
   Stream(GrpcClients* owner, int index) : owner_(owner), index_(index) {}
 
-  void Begin(::grpc::Channel* channel) {
-    request_.add_channels(owner_->receiver_->ChannelName(owner_->receiver_->ChannelOf(index_)));
-    ::grpc::internal::ClientCallbackReaderFactory<::grpc::ByteBuffer>::Create(
-        channel, kSubscribe, &context_, &request_, this);
-    StartRead(&buffer_);
-    StartCall();
+  void Begin(::grpc::GenericStub* stub, ::grpc::CompletionQueue* cq) {
+    v1::SubscribeRequest request;
+    request.add_channels(owner_->receiver_->ChannelName(owner_->receiver_->ChannelOf(index_)));
+    std::string bytes = request.SerializeAsString();
+    ::grpc::Slice slice(bytes);
+    request_ = ::grpc::ByteBuffer(&slice, 1);
+    call_ = stub->PrepareCall(&context_, "/bridge.v1.Bridge/Subscribe", cq);
+    call_->StartCall(&start_);
   }
   void Cancel() { context_.TryCancel(); }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows with the status.
-    Handle();
-    buffer_.Clear();
-    StartRead(&buffer_);
+  // Handles one completion; false once the stream is over.
+  bool On(OpKind kind, bool ok) {
+    switch (kind) {
+      case OpKind::kStart:
+        if (!ok) return Finish();
+        call_->Write(request_, &write_);
+        call_->Read(&buffer_, &read_);
+        ++pending_;
+        return true;
+      case OpKind::kWrite:
+        if (ok) call_->WritesDone(&writes_done_);
+        return true;
+      case OpKind::kWritesDone:
+        return true;
+      case OpKind::kRead:
+        --pending_;
+        if (!ok) return Finish();
+        Handle();
+        buffer_.Clear();
+        call_->Read(&buffer_, &read_);
+        ++pending_;
+        return true;
+      case OpKind::kFinish:
+        if (!status_.ok() && status_.error_code() != ::grpc::StatusCode::CANCELLED) {
+          owner_->receiver_->OnFailed(index_, status_.error_message());
+        } else if (!owner_->stopping_.load()) {
+          owner_->receiver_->OnFailed(index_, "stream ended");
+        }
+        owner_->open_.fetch_sub(1);
+        return false;
+    }
+    return false;
   }
 
-  void OnDone(const ::grpc::Status& status) override {
-    if (!status.ok() && status.error_code() != ::grpc::StatusCode::CANCELLED) {
-      owner_->receiver_->OnFailed(index_, status.error_message());
-    } else if (!cancelled_by_us()) {
-      owner_->receiver_->OnFailed(index_, "stream ended");
-    }
-    owner_->OnStreamDone();
-  }
+  Op start_{this, OpKind::kStart};
+  Op write_{this, OpKind::kWrite};
+  Op writes_done_{this, OpKind::kWritesDone};
+  Op read_{this, OpKind::kRead};
+  Op finish_{this, OpKind::kFinish};
 
  private:
-  bool cancelled_by_us() const { return owner_->stopping_.load(); }
+  bool Finish() {
+    call_->Finish(&status_, &finish_);
+    return true;
+  }
 
   void Handle() {
     ::grpc::Slice slice;
@@ -85,7 +122,7 @@ class GrpcClients::Stream : public ::grpc::ClientReadReactor<::grpc::ByteBuffer>
       case 1:  // Subscribed
         r->OnSubscribed(index_);
         break;
-      case 2: {  // Message: pick out the payload (field 3)
+      case 2: {  // Message: the payload is field 3
         std::string_view m = value, v;
         uint64_t f = 0;
         while (ReadField(&m, &f, &v)) {
@@ -105,58 +142,70 @@ class GrpcClients::Stream : public ::grpc::ClientReadReactor<::grpc::ByteBuffer>
   GrpcClients* const owner_;
   const int index_;
   ::grpc::ClientContext context_;
-  v1::SubscribeRequest request_;
+  std::unique_ptr<::grpc::GenericClientAsyncReaderWriter> call_;
+  ::grpc::ByteBuffer request_;
   ::grpc::ByteBuffer buffer_;
+  ::grpc::Status status_;
+  int pending_ = 0;
 };
 
-GrpcClients::GrpcClients(Receiver* receiver, std::string target, int connections)
+GrpcClients::GrpcClients(Receiver* receiver, std::string target, int connections, int threads)
     : receiver_(receiver), target_(std::move(target)) {
   for (int i = 0; i < connections; ++i) {
     ::grpc::ChannelArguments args;
-    // A channel of its own per connection: distinct args and no shared subchannel pool.
+    // A connection of its own per channel: distinct args and no shared subchannel pool.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("bridge.bench.connection", i);
     args.SetMaxReceiveMessageSize(-1);
     channels_.push_back(
         ::grpc::CreateCustomChannel(target_, ::grpc::InsecureChannelCredentials(), args));
+    stubs_.push_back(std::make_unique<::grpc::GenericStub>(channels_.back()));
   }
+  for (int i = 0; i < std::max(1, threads); ++i) pollers_.push_back(std::make_unique<Poller>());
 }
 
 GrpcClients::~GrpcClients() { Stop(); }
 
 void GrpcClients::Start() {
-  {
-    absl::MutexLock lock(&mu_);
-    open_ = receiver_->size();
-  }
+  open_.store(receiver_->size());
   for (int i = 0; i < receiver_->size(); ++i) {
     streams_.push_back(std::make_unique<Stream>(this, i));
   }
   for (int i = 0; i < receiver_->size(); ++i) {
-    streams_[i]->Begin(channels_[i % channels_.size()].get());
+    streams_[i]->Begin(stubs_[i % stubs_.size()].get(), &pollers_[i % pollers_.size()]->cq);
+  }
+  for (auto& p : pollers_) {
+    Poller* poller = p.get();
+    poller->thread = std::thread([this, poller] { Poll(poller); });
+  }
+}
+
+void GrpcClients::Poll(Poller* poller) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (poller->cq.Next(&tag, &ok)) {
+    auto* op = static_cast<Stream::Op*>(tag);
+    op->stream->On(op->kind, ok);
   }
 }
 
 void GrpcClients::Stop() {
-  if (streams_.empty()) return;
+  if (pollers_.empty() || streams_.empty()) return;
   stopping_.store(true);
   for (auto& s : streams_) s->Cancel();
-  absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](int* open) { return *open == 0; }, &open_),
-                       absl::Seconds(30));
-  if (open_ == 0) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (open_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& p : pollers_) p->cq.Shutdown();
+  for (auto& p : pollers_) p->thread.join();
+  if (open_.load() == 0) {
     streams_.clear();
   } else {
-    // Streams gRPC has not finished with must outlive it: leak them rather than crash.
-    for (auto& s : streams_) s.release();
+    for (auto& s : streams_) s.release();  // gRPC may still refer to them: leak, don't crash
     streams_.clear();
   }
-}
-
-void GrpcClients::OnStreamDone() {
-  absl::MutexLock lock(&mu_);
-  --open_;
+  pollers_.clear();
 }
 
 }  // namespace bridge::bench

@@ -60,10 +60,13 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
   }
 
   void Stop() {
+    // Idempotent: the destructor stops again, often after the io_context has ended.
+    if (stop_finished_.load(std::memory_order_acquire)) return;
     if (strand_.running_in_this_thread()) return DoStop();
     auto done = std::make_shared<absl::Notification>();
     boost::asio::post(strand_, [self = shared_from_this(), done] {
       self->DoStop();
+      self->stop_finished_.store(true, std::memory_order_release);
       done->Notify();
     });
     if (done->WaitForNotificationWithTimeout(options_.stop_timeout)) return;
@@ -71,6 +74,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       // Nobody runs the strand any more, so no handler can race us: close from here.
       BRIDGE_LOG(Warning, "redis: io_context not running at Stop; closing from the caller");
       DoStop();
+      stop_finished_.store(true, std::memory_order_release);
       return;
     }
     BRIDGE_LOG(Error, "redis: Stop did not finish within %s; the strand is blocked",
@@ -418,6 +422,8 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
   // Read from any thread for Publish's fast failure.
   std::atomic<bool> publisher_ready_{false};
   std::atomic<bool> stopping_{false};
+  // Set once a Stop has completed; later Stops return at once.
+  std::atomic<bool> stop_finished_{false};
 
   mutable absl::Mutex stats_mu_;
   RedisUpstreamStats stats_ ABSL_GUARDED_BY(stats_mu_);

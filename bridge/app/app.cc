@@ -1,0 +1,104 @@
+#include "bridge/app/app.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "bridge/common/log.h"
+
+namespace bridge {
+namespace {
+
+// The health service names: "" is the server as a whole.
+constexpr const char* kHealthNames[] = {"", "bridge.v1.Bridge"};
+
+int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+}  // namespace
+
+App::App(AppOptions options)
+    : options_(std::move(options)), redis_work_(boost::asio::make_work_guard(redis_io_)) {}
+
+App::~App() { Shutdown(); }
+
+absl::Status App::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_) return absl::FailedPreconditionError("already started");
+    started_ = true;
+  }
+  absl::StatusOr<std::unique_ptr<redis::RedisUpstream>> upstream =
+      redis::RedisUpstream::Create(options_.redis, redis_io_);
+  if (!upstream.ok()) return upstream.status();
+  upstream_ = *std::move(upstream);
+  hub::HubOptions hub_options = options_.hub;
+  hub_options.on_health_change = [this](bool healthy) { OnHealthChange(healthy); };
+  hub_ = std::make_unique<hub::Hub>(hub_options, upstream_.get());
+  service_ = std::make_unique<grpc_frontend::BridgeService>(hub_.get(), options_.subscriber);
+
+  ::grpc::EnableDefaultHealthCheckService(true);
+  ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  ::grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.grpc_addr, ::grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.RegisterService(service_.get());
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.grpc_keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             Millis(options_.grpc_keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Clients may keep their own streams alive with pings every 10 s or more.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  // A Publish larger than the payload limit gets RESOURCE_EXHAUSTED from the hub with a
+  // clear message; far larger ones are stopped by gRPC before they are read.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.hub.max_payload_bytes + 64 * 1024));
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrFormat("cannot listen for gRPC on %s", options_.grpc_addr));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const char* name : kHealthNames) {
+      grpc_server_->GetHealthCheckService()->SetServingStatus(name, healthy_);
+    }
+  }
+  redis_thread_ = std::thread([this] { redis_io_.run(); });
+  upstream_->Start();
+  BRIDGE_LOG(Info, "gRPC listening on %s (port %d)", options_.grpc_addr, grpc_port_);
+  return absl::OkStatus();
+}
+
+void App::OnHealthChange(bool healthy) {
+  absl::MutexLock lock(&mu_);
+  healthy_ = healthy;
+  if (grpc_server_ == nullptr || stopped_) return;
+  for (const char* name : kHealthNames) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus(name, healthy);
+  }
+}
+
+void App::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    if (grpc_server_ != nullptr) grpc_server_->GetHealthCheckService()->Shutdown();
+  }
+  BRIDGE_LOG(Info, "shutting down (grace %s)", absl::FormatDuration(options_.shutdown_grace));
+  const absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  // Streams end with UNAVAILABLE so clients reconnect elsewhere; new ones are refused.
+  if (hub_ != nullptr) hub_->Shutdown();
+  if (grpc_server_ != nullptr) {
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+    grpc_server_->Wait();
+  }
+  if (upstream_ != nullptr) upstream_->Stop();
+  redis_work_.reset();
+  redis_io_.stop();
+  if (redis_thread_.joinable()) redis_thread_.join();
+  BRIDGE_LOG(Info, "shut down");
+}
+
+}  // namespace bridge

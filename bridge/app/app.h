@@ -1,0 +1,76 @@
+#ifndef BRIDGE_APP_APP_H_
+#define BRIDGE_APP_APP_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bridge/grpc/bridge_service.h"
+#include "bridge/hub/hub.h"
+#include "bridge/redis/redis_upstream.h"
+
+namespace bridge {
+
+struct AppOptions {
+  redis::RedisUpstreamOptions redis;
+  hub::HubOptions hub;
+  // Bounds of every subscriber (gRPC stream or WebSocket); for gRPC, max_topics is the
+  // most channels plus patterns one Subscribe may name.
+  hub::SubscriberOptions subscriber;
+  // host:port; port 0 picks a free one (see App::grpc_port).
+  std::string grpc_addr = "0.0.0.0:50051";
+  // HTTP/2 keepalive pings to idle clients, and how long to wait for the answer.
+  absl::Duration grpc_keepalive_time = absl::Seconds(30);
+  absl::Duration grpc_keepalive_timeout = absl::Seconds(10);
+  // How long Shutdown waits for streams to finish before cancelling them.
+  absl::Duration shutdown_grace = absl::Seconds(5);
+};
+
+// The whole server, wired: the Redis upstream on its own thread, the hub, and the
+// front ends. main() builds the options from flags and runs one; tests run it in-process.
+class App {
+ public:
+  explicit App(AppOptions options);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // Listens and starts connecting to Redis (which need not be up yet).
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
+  // Drains: stops accepting, finishes every stream with UNAVAILABLE, closes Redis,
+  // within shutdown_grace. Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+
+  int grpc_port() const { return grpc_port_; }
+  hub::Hub& hub() { return *hub_; }
+
+ private:
+  void OnHealthChange(bool healthy) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const AppOptions options_;
+  boost::asio::io_context redis_io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> redis_work_;
+  std::thread redis_thread_;
+  std::unique_ptr<redis::RedisUpstream> upstream_;
+  std::unique_ptr<hub::Hub> hub_;
+  std::unique_ptr<grpc_frontend::BridgeService> service_;
+  std::unique_ptr<::grpc::Server> grpc_server_;
+  int grpc_port_ = 0;
+
+  absl::Mutex mu_;
+  bool healthy_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace bridge
+
+#endif  // BRIDGE_APP_APP_H_

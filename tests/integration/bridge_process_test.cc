@@ -1,0 +1,142 @@
+// The bridge binary as an operator runs it: flags, environment variables, signals.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/integration/grpc_client.h"
+#include "tests/support/redis_server.h"
+
+namespace bridge::testing {
+namespace {
+
+// Runs the binary with `args` and `env` added to the environment; returns its pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv;
+    std::string bin = BRIDGE_BINARY;
+    argv.push_back(bin.data());
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Kills the child if a test ends before it did.
+class ChildGuard {
+ public:
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ~ChildGuard() {
+    if (::waitpid(pid_, nullptr, WNOHANG) == 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+ private:
+  pid_t pid_;
+};
+
+// Waits for the process to exit within `timeout`; its exit code, or -1.
+int WaitExit(pid_t pid, absl::Duration timeout) {
+  int status = 0;
+  const bool exited = WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string RunCommand(const std::string& command, int* code) {
+  FILE* p = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  *code = WEXITSTATUS(::pclose(p));
+  return out;
+}
+
+TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
+  int code = 0;
+  const std::string help = RunCommand(absl::StrCat(BRIDGE_BINARY, " --help 2>&1"), &code);
+  for (const char* flag :
+       {"--redis", "--grpc_addr", "--max_queued_messages", "--max_queued_bytes", "--slow_consumer",
+        "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
+        "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--log_level"}) {
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
+  }
+  EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);
+  EXPECT_NE(help.find("BRIDGE_GRPC_ADDR"), std::string::npos);
+  EXPECT_NE(help.find("default: \"0.0.0.0:50051\""), std::string::npos);
+}
+
+TEST(BridgeProcessTest, BadConfigurationIsRefusedWithExitCode2) {
+  int code = 0;
+  std::string out =
+      RunCommand(absl::StrCat(BRIDGE_BINARY, " --slow_consumer=sometimes 2>&1"), &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("--slow_consumer"), std::string::npos) << out;
+  out = RunCommand(absl::StrCat(BRIDGE_BINARY, " --redis=http://x 2>&1"), &code);
+  EXPECT_EQ(code, 2);
+  out = RunCommand(absl::StrCat("BRIDGE_MAX_QUEUED_MESSAGES=lots ", BRIDGE_BINARY, " 2>&1"), &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("BRIDGE_MAX_QUEUED_MESSAGES"), std::string::npos) << out;
+}
+
+// Configured from the environment, the command line winning; SIGTERM ends open streams
+// with UNAVAILABLE and the process exits 0 within its grace.
+TEST(BridgeProcessTest, EnvironmentConfiguresAndSigtermDrains) {
+  RedisServer redis;
+  const int port = FreePort();
+  const pid_t pid = Spawn({absl::StrCat("--grpc_addr=127.0.0.1:", port), "--shutdown_grace=2s"},
+                          {absl::StrCat("BRIDGE_REDIS=", redis.url()),
+                           "BRIDGE_GRPC_ADDR=127.0.0.1:1", "BRIDGE_LOG_LEVEL=warning"});
+  ChildGuard guard(pid);
+  auto channel = Connect(port);
+  ASSERT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
+  StreamReader reader(channel, Channels({"ops"}));
+  ASSERT_TRUE(reader.WaitSubscribed());
+  ASSERT_EQ(redis.Publish("ops", "hi"), 1);
+  ASSERT_TRUE(reader.WaitForEvents(2));
+
+  const absl::Time before = absl::Now();
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(reader.WaitForEnd(absl::Seconds(5)).error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(5)), 0);
+  EXPECT_LT(absl::Now() - before, absl::Seconds(3));
+  EXPECT_TRUE(WaitFor([&] { return redis.NumSub("ops") == 0; }));
+}
+
+TEST(BridgeProcessTest, SigintAlsoDrains) {
+  RedisServer redis;
+  const int port = FreePort();
+  const pid_t pid = Spawn(
+      {absl::StrCat("--grpc_addr=127.0.0.1:", port), absl::StrCat("--redis=", redis.unix_socket())},
+      {"BRIDGE_LOG_LEVEL=warning"});
+  ChildGuard guard(pid);
+  auto channel = Connect(port);
+  ASSERT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
+  StreamReader reader(channel, Channels({"unix"}));
+  ASSERT_TRUE(reader.WaitSubscribed());
+  ::kill(pid, SIGINT);
+  EXPECT_EQ(reader.WaitForEnd(absl::Seconds(8)).error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);
+}
+
+}  // namespace
+}  // namespace bridge::testing

@@ -1,0 +1,335 @@
+// The gRPC bridge end to end: a real redis-server on a free port, the real App with its
+// gRPC server on port 0, and real gRPC clients.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bridge/app/app.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/integration/grpc_client.h"
+#include "tests/support/redis_server.h"
+
+namespace bridge::testing {
+namespace {
+
+class GrpcBridgeTest : public ::testing::Test {
+ protected:
+  void StartApp(AppOptions options = {}) {
+    options.redis.url = redis_.url();
+    options.grpc_addr = "127.0.0.1:0";
+    options.shutdown_grace = absl::Seconds(2);
+    app_ = std::make_unique<App>(options);
+    ASSERT_TRUE(app_->Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }));
+    channel_ = Connect(app_->grpc_port());
+    stub_ = v1::Bridge::NewStub(channel_);
+  }
+  void TearDown() override {
+    if (app_ != nullptr) app_->Shutdown();
+  }
+
+  ::grpc::Status Publish(const std::string& channel, const std::string& payload,
+                         int64_t* receivers = nullptr) {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::PublishRequest req;
+    req.set_channel(channel);
+    req.set_payload(payload);
+    v1::PublishResponse resp;
+    ::grpc::Status st = stub_->Publish(&ctx, req, &resp);
+    if (receivers != nullptr) *receivers = resp.receivers();
+    return st;
+  }
+
+  // Asserts the events are Subscribed then messages `from`..`to` of one channel, in order.
+  static void ExpectMessages(const std::vector<v1::Event>& events, size_t first, int from, int to) {
+    ASSERT_GE(events.size(), first + (to - from + 1));
+    for (int i = from; i <= to; ++i) {
+      const v1::Event& e = events[first + (i - from)];
+      ASSERT_TRUE(e.has_message()) << e.DebugString();
+      ASSERT_EQ(e.message().payload(), std::to_string(i));
+    }
+  }
+
+  RedisServer redis_;
+  std::unique_ptr<App> app_;
+  std::shared_ptr<::grpc::Channel> channel_;
+  std::unique_ptr<v1::Bridge::Stub> stub_;
+};
+
+TEST_F(GrpcBridgeTest, HundredSubscribersShareOneRedisSubscription) {
+  StartApp();
+  std::vector<std::unique_ptr<StreamReader>> readers;
+  for (int i = 0; i < 100; ++i) {
+    // Several client channels, so the streams do not all share one HTTP/2 connection.
+    auto ch = i % 4 == 0 ? Connect(app_->grpc_port()) : channel_;
+    readers.push_back(std::make_unique<StreamReader>(ch, Channels({"orders"})));
+  }
+  for (auto& r : readers) ASSERT_TRUE(r->WaitSubscribed());
+  EXPECT_EQ(redis_.NumSub("orders"), 1);
+
+  const int kMessages = 200;
+  for (int i = 1; i <= kMessages; ++i) {
+    int64_t receivers = 0;
+    ASSERT_TRUE(Publish("orders", std::to_string(i), &receivers).ok());
+    EXPECT_EQ(receivers, 1) << "Redis saw more than one subscriber";
+  }
+  for (auto& r : readers) {
+    ASSERT_TRUE(r->WaitForEvents(1 + kMessages));
+    auto events = r->events();
+    ASSERT_EQ(events[0].subscribed().channel(), "orders");
+    ExpectMessages(events, 1, 1, kMessages);
+    for (int i = 1; i <= kMessages; ++i) EXPECT_EQ(events[i].message().seq(), uint64_t(i));
+  }
+  readers.clear();  // Cancels every stream.
+  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("orders") == 0; }));
+}
+
+TEST_F(GrpcBridgeTest, PatternsAndChannelsInOneRequest) {
+  StartApp();
+  StreamReader r(channel_, Channels({"plain"}, {"news.*"}));
+  ASSERT_TRUE(r.WaitSubscribed(2));
+  EXPECT_EQ(redis_.NumPat(), 1);
+  EXPECT_EQ(redis_.Publish("news.eu", "hello"), 1);
+  EXPECT_EQ(redis_.Publish("plain", "p"), 1);
+  ASSERT_TRUE(r.WaitForEvents(4));
+  auto events = r.events();
+  EXPECT_EQ(events[2].message().channel(), "news.eu");
+  EXPECT_EQ(events[2].message().pattern(), "news.*");
+  EXPECT_EQ(events[2].message().payload(), "hello");
+  EXPECT_EQ(events[3].message().channel(), "plain");
+  EXPECT_EQ(events[3].message().pattern(), "");
+}
+
+TEST_F(GrpcBridgeTest, PublishRpcAndRedisCliBothReachSubscribers) {
+  StartApp();
+  StreamReader r(channel_, Channels({"mixed"}));
+  ASSERT_TRUE(r.WaitSubscribed());
+  ASSERT_TRUE(Publish("mixed", std::string("bin\0ary", 7)).ok());
+  const std::string cli = absl::StrCat("redis-cli -p ", redis_.port(), " PUBLISH mixed from-cli");
+  FILE* p = ::popen(cli.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char out[64] = {};
+  ASSERT_NE(std::fgets(out, sizeof(out), p), nullptr);
+  EXPECT_EQ(::pclose(p), 0);
+  EXPECT_STREQ(out, "1\n");
+  ASSERT_TRUE(r.WaitForEvents(3));
+  auto events = r.events();
+  EXPECT_EQ(events[1].message().payload(), std::string("bin\0ary", 7));
+  EXPECT_EQ(events[2].message().payload(), "from-cli");
+}
+
+TEST_F(GrpcBridgeTest, RedisRestartGivesEverySubscriberAGapThenNewMessages) {
+  StartApp();
+  std::vector<std::unique_ptr<StreamReader>> readers;
+  for (int i = 0; i < 10; ++i) {
+    readers.push_back(std::make_unique<StreamReader>(channel_, Channels({"r"}, {"r.*"})));
+  }
+  for (auto& r : readers) ASSERT_TRUE(r->WaitSubscribed(2));
+  ASSERT_EQ(redis_.Publish("r", "before"), 1);
+  for (auto& r : readers) ASSERT_TRUE(r->WaitForEvents(3));
+
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  auto serving = [&] {
+    ::grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    return health->Check(&ctx, req, &resp).ok() &&
+           resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  };
+  EXPECT_TRUE(serving());
+
+  redis_.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !app_->hub().Healthy(); }));
+  EXPECT_FALSE(serving());
+  // Publishing while Redis is down fails fast instead of hanging.
+  const absl::Time before = absl::Now();
+  EXPECT_EQ(Publish("r", "lost").error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  EXPECT_LT(absl::Now() - before, absl::Seconds(2));
+
+  redis_.Start();
+  ASSERT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }, absl::Seconds(20)));
+  EXPECT_TRUE(serving());
+  EXPECT_EQ(redis_.NumSub("r"), 1);
+  ASSERT_EQ(redis_.Publish("r", "after"), 1);
+  for (auto& r : readers) {
+    // Subscribed x2, "before", a gap for the channel and one for the pattern, "after".
+    ASSERT_TRUE(r->WaitForEvents(6));
+    auto events = r->events();
+    int gaps = 0;
+    for (size_t i = 3; i < 5; ++i) {
+      ASSERT_TRUE(events[i].has_gap()) << events[i].DebugString();
+      EXPECT_EQ(events[i].gap().reason(), "redis_reconnect");
+      gaps += events[i].gap().channel() == "r" || events[i].gap().pattern() == "r.*";
+    }
+    EXPECT_EQ(gaps, 2);
+    EXPECT_EQ(events[5].message().payload(), "after");
+  }
+}
+
+// A client that never reads must not hold back the others, and its backlog is bounded:
+// the bridge drops its oldest messages and says how many.
+TEST_F(GrpcBridgeTest, StalledSubscriberDoesNotHoldBackOthers) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 100;
+  StartApp(options);
+
+  // The stalled client reads only when told; small HTTP/2 windows keep gRPC's own
+  // buffers from absorbing the backlog.
+  ::grpc::ChannelArguments small;
+  small.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  small.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  auto stalled_channel = Connect(app_->grpc_port(), small);
+  auto stalled_stub = v1::Bridge::NewStub(stalled_channel);
+  ::grpc::ClientContext stalled_ctx;
+  auto stalled = stalled_stub->Subscribe(&stalled_ctx, Channels({"flood"}));
+  v1::Event first;
+  ASSERT_TRUE(stalled->Read(&first));
+  ASSERT_TRUE(first.has_subscribed());
+
+  StreamReader fast(channel_, Channels({"flood"}));
+  ASSERT_TRUE(fast.WaitSubscribed());
+  const int kMessages = 5000;
+  const std::string payload(4096, 'x');
+  for (int i = 1; i <= kMessages; ++i) {
+    ASSERT_EQ(redis_.Publish("flood", absl::StrCat(i, ":", payload)), 1);
+  }
+  ASSERT_TRUE(fast.WaitForEvents(1 + kMessages, absl::Seconds(60)));
+  auto events = fast.events();
+  for (int i = 1; i <= kMessages; ++i) ASSERT_EQ(events[i].message().seq(), uint64_t(i));
+
+  // Now read the stalled stream: what Redis sent beyond the queue and the transport's
+  // buffers was dropped, and the stream says so before going on.
+  uint64_t dropped = 0, received = 0, last_seq = 0;
+  v1::Event e;
+  while (last_seq < uint64_t(kMessages) && stalled->Read(&e)) {
+    if (e.has_gap()) {
+      EXPECT_EQ(e.gap().reason(), "slow_consumer");
+      dropped += e.gap().dropped();
+    } else {
+      ASSERT_GT(e.message().seq(), last_seq);
+      last_seq = e.message().seq();
+      ++received;
+    }
+  }
+  EXPECT_EQ(last_seq, uint64_t(kMessages));
+  EXPECT_EQ(dropped + received, uint64_t(kMessages)) << "a loss went unreported";
+  EXPECT_GT(dropped, uint64_t(kMessages) / 2) << "the backlog was not bounded";
+  stalled_ctx.TryCancel();
+  stalled->Finish();
+}
+
+TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 10;
+  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  StartApp(options);
+  ::grpc::ChannelArguments small;
+  small.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  small.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  auto stalled_stub = v1::Bridge::NewStub(Connect(app_->grpc_port(), small));
+  ::grpc::ClientContext stalled_ctx;
+  auto stalled = stalled_stub->Subscribe(&stalled_ctx, Channels({"d"}));
+  v1::Event e;
+  ASSERT_TRUE(stalled->Read(&e));
+  StreamReader fast(channel_, Channels({"d"}));
+  ASSERT_TRUE(fast.WaitSubscribed());
+  // In lockstep with the reading subscriber, so only the stalled one falls behind.
+  const std::string payload(4096, 'x');
+  for (int i = 1; i <= 3000; ++i) {
+    redis_.Publish("d", payload);
+    ASSERT_TRUE(fast.WaitForEvents(1 + i)) << "the reading subscriber was held back";
+  }
+  while (stalled->Read(&e)) {
+  }
+  ::grpc::Status st = stalled->Finish();
+  EXPECT_EQ(st.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+}
+
+TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
+  AppOptions options;
+  options.subscriber.max_topics = 3;
+  options.hub.max_payload_bytes = 1000;
+  StartApp(options);
+  StreamReader bystander(channel_, Channels({"calm"}));
+  ASSERT_TRUE(bystander.WaitSubscribed());
+
+  auto status_of = [&](const v1::SubscribeRequest& req) {
+    StreamReader r(channel_, req);
+    return r.WaitForEnd();
+  };
+  EXPECT_EQ(status_of(Channels({})).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status_of(Channels({""})).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status_of(Channels({}, {""})).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status_of(Channels({std::string(300, 'c')})).error_code(),
+            ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status_of(Channels({"a", "b", "c", "d"})).error_code(),
+            ::grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Publish("calm", std::string(1001, 'x')).error_code(),
+            ::grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Publish("", "x").error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Publish("calm", std::string(1 << 20, 'x')).error_code(),
+            ::grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // A request with a field this server does not know (number 99) is refused, not
+  // half-understood.
+  ::grpc::GenericStub generic(channel_);
+  const std::string unknown_field("\x0a\x01z\x9a\x06\x01x", 7);  // channels:"z", 99:"x"
+  ::grpc::Slice slice(unknown_field);
+  ::grpc::ByteBuffer request(&slice, 1);
+  ::grpc::ClientContext ctx;
+  ::grpc::CompletionQueue cq;
+  auto call = generic.PrepareCall(&ctx, "/bridge.v1.Bridge/Subscribe", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ::grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_FALSE(ok) << "a stream was opened for a request with unknown fields";
+  ::grpc::Status st;
+  call->Finish(&st, reinterpret_cast<void*>(5));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_EQ(st.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+
+  ASSERT_TRUE(Publish("calm", "still here").ok());
+  ASSERT_TRUE(bystander.WaitForEvents(2));
+  EXPECT_EQ(bystander.events()[1].message().payload(), "still here");
+}
+
+TEST_F(GrpcBridgeTest, CancelReleasesSubscriptionsAtOnce) {
+  StartApp();
+  auto r = std::make_unique<StreamReader>(channel_, Channels({"c1", "c2"}, {"c.*"}));
+  ASSERT_TRUE(r->WaitSubscribed(3));
+  EXPECT_EQ(redis_.NumSub("c1"), 1);
+  r->Cancel();
+  EXPECT_TRUE(WaitFor([&] {
+    return redis_.NumSub("c1") == 0 && redis_.NumSub("c2") == 0 && redis_.NumPat() == 0;
+  }));
+}
+
+TEST_F(GrpcBridgeTest, ShutdownEndsStreamsWithUnavailable) {
+  StartApp();
+  StreamReader r(channel_, Channels({"s"}));
+  ASSERT_TRUE(r.WaitSubscribed());
+  const absl::Time before = absl::Now();
+  app_->Shutdown();
+  EXPECT_LT(absl::Now() - before, absl::Seconds(3));
+  EXPECT_EQ(r.WaitForEnd().error_code(), ::grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace bridge::testing

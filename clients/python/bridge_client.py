@@ -69,20 +69,25 @@ def printable(data: bytes) -> str:
     return "".join(out)
 
 
+def target(subscribed) -> str:
+    """"channel NAME" or "pattern NAME": what a Subscribed event confirmed."""
+    which = subscribed.WhichOneof("target")
+    return f"{which} {getattr(subscribed, which)}"
+
+
 def describe(event) -> str:
     kind = event.WhichOneof("kind")
     if kind == "subscribed":
-        s = event.subscribed
-        return f"subscribed {s.WhichOneof('target')} {getattr(s, s.WhichOneof('target'))}"
+        return f"subscribed {target(event.subscribed)}"
     if kind == "message":
         m = event.message
         via = f" ({m.pattern})" if m.pattern else ""
         return f"{m.channel}{via} #{m.seq}: {printable(m.payload)}"
     if kind == "gap":
         g = event.gap
-        target = f"pattern {g.pattern}" if g.pattern else f"channel {g.channel}"
+        what = f"pattern {g.pattern}" if g.pattern else f"channel {g.channel}"
         dropped = f", {g.dropped} dropped" if g.dropped else ""
-        return f"gap {target}: {g.reason}{dropped}"
+        return f"gap {what}: {g.reason}{dropped}"
     return "unknown event"
 
 
@@ -112,10 +117,10 @@ class Subscriber:
                     print(describe(event), flush=True)
                     if event.WhichOneof("kind") == "subscribed":
                         delay = 0.5  # the connection proved good
-                        target = describe(event).removeprefix("subscribed ")
-                        if target in self.confirmed:
-                            print(f"gap {target}: bridge_reconnect", flush=True)
-                        self.confirmed.add(target)
+                        what = target(event.subscribed)
+                        if what in self.confirmed:
+                            print(f"gap {what}: bridge_reconnect", flush=True)
+                        self.confirmed.add(what)
                 status = "stream ended"
             except grpc.RpcError as err:
                 if self.stopping.is_set():

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# For GCC builds: builds the fuzz target alone with clang (tests/fuzz/standalone) into
+# BUILDDIR and runs it for SECONDS. clang_fuzz.sh BUILDDIR SECONDS
+set -euo pipefail
+build=$1 seconds=$2
+here=$(cd "$(dirname "$0")" && pwd)
+cmake -S "$here/standalone" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target client_frame_fuzzer
+exec "$here/run_fuzzer.sh" "$build/client_frame_fuzzer" "$seconds" "$build/run"

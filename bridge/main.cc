@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/marshalling.h"
@@ -67,6 +68,39 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_timeout,
           EnvOr<absl::Duration>("BRIDGE_GRPC_KEEPALIVE_TIMEOUT", absl::Seconds(10)),
           "A gRPC peer that does not answer a keepalive ping within this is dropped (env "
           "BRIDGE_GRPC_KEEPALIVE_TIMEOUT)");
+ABSL_FLAG(std::string, ws_addr, EnvOr<std::string>("BRIDGE_WS_ADDR", "0.0.0.0:8080"),
+          "WebSocket and HTTP (/ws, /healthz, the web page) listen address, host:port; empty "
+          "for none (env BRIDGE_WS_ADDR)");
+ABSL_FLAG(int, ws_threads, EnvOr<int>("BRIDGE_WS_THREADS", 0),
+          "Threads of the WebSocket event loop; 0 means one per core (env BRIDGE_WS_THREADS)");
+ABSL_FLAG(size_t, ws_max_frame, EnvOr<size_t>("BRIDGE_WS_MAX_FRAME", 64 << 10),
+          "Largest WebSocket frame a client may send; larger ones close the socket with 1009 "
+          "(env BRIDGE_WS_MAX_FRAME)");
+ABSL_FLAG(size_t, ws_max_subscriptions, EnvOr<size_t>("BRIDGE_WS_MAX_SUBSCRIPTIONS", 256),
+          "Most channels plus patterns one WebSocket may hold (env BRIDGE_WS_MAX_SUBSCRIPTIONS)");
+ABSL_FLAG(bool, ws_allow_publish, EnvOr<bool>("BRIDGE_WS_ALLOW_PUBLISH", false),
+          "Let WebSocket clients publish (env BRIDGE_WS_ALLOW_PUBLISH)");
+ABSL_FLAG(std::vector<std::string>, ws_allowed_origins,
+          EnvOr<std::vector<std::string>>("BRIDGE_WS_ALLOWED_ORIGINS", {}),
+          "Comma-separated Origins allowed to open /ws, e.g. https://app.example.com; empty "
+          "allows all; requests without Origin are allowed (env BRIDGE_WS_ALLOWED_ORIGINS)");
+ABSL_FLAG(absl::Duration, ws_ping_interval,
+          EnvOr<absl::Duration>("BRIDGE_WS_PING_INTERVAL", absl::Seconds(20)),
+          "Interval of WebSocket pings from the server (env BRIDGE_WS_PING_INTERVAL)");
+ABSL_FLAG(absl::Duration, ws_idle_timeout,
+          EnvOr<absl::Duration>("BRIDGE_WS_IDLE_TIMEOUT", absl::Seconds(60)),
+          "A WebSocket from which nothing, not even a pong, arrived for this long is closed "
+          "(env BRIDGE_WS_IDLE_TIMEOUT)");
+ABSL_FLAG(double, ws_max_msgs_per_sec, EnvOr<double>("BRIDGE_WS_MAX_MSGS_PER_SEC", 50),
+          "Frames per second a WebSocket client may send on average; beyond that and the "
+          "burst, the socket is closed with 1008; 0 for no limit (env "
+          "BRIDGE_WS_MAX_MSGS_PER_SEC)");
+ABSL_FLAG(double, ws_msg_burst, EnvOr<double>("BRIDGE_WS_MSG_BURST", 100),
+          "Frames a WebSocket client may send at once above that rate (env "
+          "BRIDGE_WS_MSG_BURST)");
+ABSL_FLAG(std::string, web_root, EnvOr<std::string>("BRIDGE_WEB_ROOT", ""),
+          "Folder served over HTTP at / (the demo page: clients/web); empty serves none (env "
+          "BRIDGE_WEB_ROOT)");
 ABSL_FLAG(absl::Duration, shutdown_grace,
           EnvOr<absl::Duration>("BRIDGE_SHUTDOWN_GRACE", absl::Seconds(5)),
           "On SIGTERM/SIGINT, how long open streams get to finish before the process exits "
@@ -126,6 +160,19 @@ int main(int argc, char** argv) {
   options.grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
   options.grpc_keepalive_timeout = absl::GetFlag(FLAGS_grpc_keepalive_timeout);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.ws.address = absl::GetFlag(FLAGS_ws_addr);
+  options.ws.threads = absl::GetFlag(FLAGS_ws_threads);
+  options.ws.max_frame_bytes = absl::GetFlag(FLAGS_ws_max_frame);
+  options.ws.max_subscriptions = absl::GetFlag(FLAGS_ws_max_subscriptions);
+  options.ws.allow_publish = absl::GetFlag(FLAGS_ws_allow_publish);
+  for (const std::string& origin : absl::GetFlag(FLAGS_ws_allowed_origins)) {
+    if (!origin.empty()) options.ws.allowed_origins.push_back(origin);
+  }
+  options.ws.ping_interval = absl::GetFlag(FLAGS_ws_ping_interval);
+  options.ws.idle_timeout = absl::GetFlag(FLAGS_ws_idle_timeout);
+  options.ws.max_client_frames_per_sec = absl::GetFlag(FLAGS_ws_max_msgs_per_sec);
+  options.ws.client_frame_burst = absl::GetFlag(FLAGS_ws_msg_burst);
+  options.ws.web_root = absl::GetFlag(FLAGS_web_root);
 
   // Every thread started from here on inherits the blocked signals; this one waits for
   // them synchronously, so no handler runs in the middle of anything.

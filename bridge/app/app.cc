@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -64,6 +65,12 @@ absl::Status App::Start() {
       grpc_server_->GetHealthCheckService()->SetServingStatus(name, healthy_);
     }
   }
+  if (!options_.ws.address.empty()) {
+    ws::WsOptions ws_options = options_.ws;
+    ws_options.subscriber = options_.subscriber;
+    ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get());
+    if (absl::Status st = ws_server_->Start(); !st.ok()) return st;
+  }
   redis_thread_ = std::thread([this] { redis_io_.run(); });
   upstream_->Start();
   BRIDGE_LOG(Info, "gRPC listening on %s (port %d)", options_.grpc_addr, grpc_port_);
@@ -88,6 +95,10 @@ void App::Shutdown() {
   }
   BRIDGE_LOG(Info, "shutting down (grace %s)", absl::FormatDuration(options_.shutdown_grace));
   const absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  // WebSockets first: browsers hear 1001 (going away) rather than a hub closure.
+  if (ws_server_ != nullptr) {
+    ws_server_->Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  }
   // Streams end with UNAVAILABLE so clients reconnect elsewhere; new ones are refused.
   if (hub_ != nullptr) hub_->Shutdown();
   if (grpc_server_ != nullptr) {

@@ -16,6 +16,8 @@
 #include "bridge/grpc/bridge_service.h"
 #include "bridge/hub/hub.h"
 #include "bridge/redis/redis_upstream.h"
+#include "bridge/ws/ws_options.h"
+#include "bridge/ws/ws_server.h"
 
 namespace bridge {
 
@@ -30,6 +32,14 @@ struct AppOptions {
   // HTTP/2 keepalive pings to idle clients, and how long to wait for the answer.
   absl::Duration grpc_keepalive_time = absl::Seconds(30);
   absl::Duration grpc_keepalive_timeout = absl::Seconds(10);
+  // The WebSocket front end; an empty ws.address runs none. Its subscribers get the
+  // bounds and policy of `subscriber` above (ws.subscriber is ignored), and
+  // ws.max_subscriptions in place of max_topics.
+  ws::WsOptions ws = [] {
+    ws::WsOptions none;
+    none.address.clear();
+    return none;
+  }();
   // How long Shutdown waits for streams to finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
@@ -50,6 +60,8 @@ class App {
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   int grpc_port() const { return grpc_port_; }
+  // The WebSocket port (0 when there is no WebSocket listener).
+  int ws_port() const { return ws_server_ == nullptr ? 0 : ws_server_->port(); }
   hub::Hub& hub() { return *hub_; }
 
  private:
@@ -63,6 +75,7 @@ class App {
   std::unique_ptr<hub::Hub> hub_;
   std::unique_ptr<grpc_frontend::BridgeService> service_;
   std::unique_ptr<::grpc::Server> grpc_server_;
+  std::unique_ptr<ws::WsServer> ws_server_;
   int grpc_port_ = 0;
 
   absl::Mutex mu_;

@@ -24,6 +24,9 @@ pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>
     std::vector<char*> argv;
     std::string bin = BRIDGE_BINARY;
     argv.push_back(bin.data());
+    // No fixed WebSocket port: tests run in parallel. A later --ws_addr wins.
+    std::string ws_addr = "--ws_addr=127.0.0.1:0";
+    argv.push_back(ws_addr.data());
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execv(bin.c_str(), argv.data());

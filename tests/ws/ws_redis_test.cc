@@ -1,0 +1,176 @@
+// The WebSocket front end inside the whole server (App): a real redis-server, the real
+// Redis upstream, gRPC streams next to WebSockets on the same channels.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bridge/app/app.h"
+#include "gtest/gtest.h"
+#include "tests/integration/grpc_client.h"
+#include "tests/support/redis_server.h"
+#include "tests/ws/ws_test_client.h"
+
+namespace bridge::ws {
+namespace {
+
+using ::bridge::testing::RedisServer;
+using ::bridge::testing::WaitFor;
+using testing::HttpGet;
+using testing::WsTestClient;
+
+class WsRedisTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_.Start();
+    AppOptions o;
+    o.redis.url = redis_.url();
+    o.grpc_addr = "127.0.0.1:0";
+    o.ws.address = "127.0.0.1:0";
+    o.ws.threads = 2;
+    o.shutdown_grace = absl::Seconds(3);
+    app_ = std::make_unique<App>(o);
+    const absl::Status st = app_->Start();
+    ASSERT_TRUE(st.ok()) << st;
+    ASSERT_GT(app_->ws_port(), 0);
+    ASSERT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }));
+  }
+  void TearDown() override { app_.reset(); }
+
+  std::unique_ptr<WsTestClient> Client(const std::string& target = "/ws") {
+    WsTestClient::Options o;
+    o.target = target;
+    auto c = WsTestClient::Connect(app_->ws_port(), o);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+
+  RedisServer redis_;
+  std::unique_ptr<App> app_;
+};
+
+TEST_F(WsRedisTest, HealthzFollowsRedis) {
+  auto r = HttpGet(app_->ws_port(), "/healthz");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  redis_.Kill();
+  ASSERT_TRUE(WaitFor([&] {
+    auto h = HttpGet(app_->ws_port(), "/healthz");
+    return h.ok() && h->status == 503;
+  }));
+  redis_.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    auto h = HttpGet(app_->ws_port(), "/healthz");
+    return h.ok() && h->status == 200;
+  }));
+}
+
+TEST_F(WsRedisTest, SubscribeUnsubscribeAndPatterns) {
+  auto c = Client("/ws?channel=url.chan");
+  ASSERT_NE(c, nullptr);
+  auto s = c->ReadOp("subscribed");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(redis_.NumSub("url.chan"), 1);
+  ASSERT_TRUE(c->SendJson({{"op", "subscribe"}, {"patterns", {"news.*"}}}).ok());
+  s = c->ReadOp("subscribed");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["pattern"], "news.*");
+
+  EXPECT_EQ(redis_.Publish("url.chan", "one"), 1);
+  EXPECT_EQ(redis_.Publish("news.eu", "two"), 1);
+  auto m = c->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "one");
+  m = c->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["channel"], "news.eu");
+  EXPECT_EQ((*m)["pattern"], "news.*");
+
+  ASSERT_TRUE(c->SendJson({{"op", "unsubscribe"}, {"channels", {"url.chan"}}}).ok());
+  ASSERT_TRUE(c->ReadOp("unsubscribed").ok());
+  ASSERT_TRUE(WaitFor([&] { return redis_.NumSub("url.chan") == 0; }));
+  EXPECT_EQ(redis_.Publish("news.x", "three"), 1);
+  m = c->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "three");
+}
+
+// Invariant 1 across both front ends: one Redis subscription however many subscribers,
+// and every one of them gets every message, in order.
+TEST_F(WsRedisTest, TwoHundredSocketsAndFiftyStreamsShareOneSubscription) {
+  constexpr int kSockets = 200;
+  constexpr int kStreams = 50;
+  constexpr int kMessages = 50;
+  std::vector<std::unique_ptr<WsTestClient>> sockets;
+  for (int i = 0; i < kSockets; ++i) {
+    sockets.push_back(Client("/ws?channel=fan"));
+    ASSERT_NE(sockets.back(), nullptr);
+  }
+  for (auto& s : sockets) ASSERT_TRUE(s->ReadOp("subscribed").ok());
+  auto channel = bridge::testing::Connect(app_->grpc_port());
+  std::vector<std::unique_ptr<bridge::testing::StreamReader>> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    streams.push_back(std::make_unique<bridge::testing::StreamReader>(
+        channel, bridge::testing::Channels({"fan"})));
+  }
+  for (auto& s : streams) ASSERT_TRUE(s->WaitSubscribed());
+  EXPECT_EQ(redis_.NumSub("fan"), 1);
+
+  for (int i = 1; i <= kMessages; ++i) {
+    ASSERT_EQ(redis_.Publish("fan", absl::StrCat("m", i)), 1);
+  }
+  for (auto& s : sockets) {
+    for (int i = 1; i <= kMessages; ++i) {
+      auto m = s->Read();
+      ASSERT_TRUE(m.ok()) << m.status();
+      ASSERT_EQ((*m)["op"], "message");
+      ASSERT_EQ((*m)["data"], absl::StrCat("m", i));
+    }
+  }
+  for (auto& s : streams) {
+    ASSERT_TRUE(s->WaitForEvents(1 + kMessages));
+    const auto events = s->events();
+    for (int i = 1; i <= kMessages; ++i) {
+      ASSERT_TRUE(events[i].has_message());
+      EXPECT_EQ(events[i].message().payload(), absl::StrCat("m", i));
+    }
+  }
+  // Closing sockets and streams releases the subscription only with the last of them.
+  sockets.resize(1);
+  streams.clear();
+  ASSERT_TRUE(WaitFor([&] { return app_->hub().Stats().subscribers == 1; }));
+  EXPECT_EQ(redis_.NumSub("fan"), 1);
+  sockets.clear();
+  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("fan") == 0; }));
+}
+
+TEST_F(WsRedisTest, RedisRestartGivesGapThenMessagesAgain) {
+  auto c = Client("/ws?channel=phoenix");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->ReadOp("subscribed").ok());
+  redis_.Restart();
+  auto gap = c->ReadOp("gap", absl::Seconds(20));
+  ASSERT_TRUE(gap.ok()) << gap.status();
+  EXPECT_EQ((*gap)["channel"], "phoenix");
+  EXPECT_EQ((*gap)["reason"], "redis_reconnect");
+  ASSERT_TRUE(WaitFor([&] { return redis_.NumSub("phoenix") == 1; }));
+  ASSERT_EQ(redis_.Publish("phoenix", "risen"), 1);
+  auto m = c->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "risen");
+}
+
+TEST_F(WsRedisTest, AppShutdownClosesWithGoingAway) {
+  auto c = Client("/ws?channel=bye");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->ReadOp("subscribed").ok());
+  std::thread stopper([&] { app_->Shutdown(); });
+  auto code = c->ReadUntilClosed();
+  stopper.join();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1001);
+}
+
+}  // namespace
+}  // namespace bridge::ws

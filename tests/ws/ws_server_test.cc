@@ -270,7 +270,7 @@ TEST_F(WsServerTest, OversizedFrameCloses1009) {
   ASSERT_OK(c->SendText(R"({"op":"ping","pad":")" + std::string(2000, 'x') + "\"}"));
   auto code = c->ReadUntilClosed();
   ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 1009);
+  EXPECT_EQ(*code, 1009) << c->last_error();
   ASSERT_OK(bystander->Barrier());
 }
 

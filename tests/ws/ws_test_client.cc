@@ -106,7 +106,10 @@ absl::StatusOr<nlohmann::json> WsTestClient::Read(absl::Duration timeout) {
   });
   if (!RunUntil(done, timeout)) return absl::DeadlineExceededError("read timed out");
   if (ec) {
-    close_code_ = ec == websocket::error::closed ? ws_.reason().code : 1006;
+    // The close frame, when one came, tells how the server closed, even if the TCP
+    // teardown after it failed (the server may cut first).
+    close_code_ = ws_.reason().code != websocket::close_code::none ? ws_.reason().code : 1006;
+    last_error_ = ec.message();
     return absl::UnavailableError(absl::StrCat("read: ", ec.message(), " (close ", close_code_, " ",
                                                ws_.reason().reason.c_str(), ")"));
   }

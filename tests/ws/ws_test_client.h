@@ -48,6 +48,8 @@ class WsTestClient {
   absl::Status Barrier();
 
   int close_code() const { return close_code_; }
+  // Why the last read failed.
+  const std::string& last_error() const { return last_error_; }
   // Stops reading from the socket at all: the server sees a peer that never reads.
   boost::beast::websocket::stream<boost::beast::tcp_stream>& stream() { return ws_; }
 
@@ -60,6 +62,7 @@ class WsTestClient {
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   boost::beast::flat_buffer buffer_;
   int close_code_ = 0;
+  std::string last_error_;
 };
 
 struct HttpReply {

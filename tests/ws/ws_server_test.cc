@@ -1,8 +1,13 @@
-// The WebSocket server against real Beast clients, over a hub whose upstream is an
-// in-process double (tests/ws/threaded_upstream.h). ws_redis_test.cc repeats the main
-// paths against a real redis-server.
+// The WebSocket server against real Beast clients, over a hub whose upstream is the real
+// Redis upstream on a real redis-server (one per test, on a free loopback port). Messages
+// reach the sockets the way they do in production: PUBLISH to Redis, SUBSCRIBE fan-out.
+// ws_redis_test.cc runs the whole App next to gRPC streams.
 #include "bridge/ws/ws_server.h"
 
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -11,18 +16,21 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "bridge/hub/hub.h"
+#include "bridge/redis/redis_upstream.h"
 #include "gtest/gtest.h"
 #include "tests/support/redis_server.h"
-#include "tests/ws/threaded_upstream.h"
 #include "tests/ws/ws_test_client.h"
 
 namespace bridge::ws {
 namespace {
 
+using ::bridge::testing::RedisServer;
 using ::bridge::testing::WaitFor;
 using testing::HttpGet;
-using testing::ThreadedUpstream;
 using testing::WsTestClient;
 using Json = nlohmann::json;
 
@@ -32,6 +40,8 @@ using Json = nlohmann::json;
     ASSERT_TRUE(st_.ok()) << #expr << ": " << st_; \
   } while (0)
 
+// Redis, its upstream on an io_context of its own thread (as App runs it), the hub, and
+// the WebSocket server under test. Each test calls Start with the options it needs.
 class WsServerTest : public ::testing::Test {
  protected:
   static WsOptions Defaults() {
@@ -42,19 +52,49 @@ class WsServerTest : public ::testing::Test {
   }
 
   void Start(WsOptions options = Defaults()) {
-    hub_ = std::make_unique<hub::Hub>(hub::HubOptions{}, &upstream_);
-    upstream_.Connect();
-    upstream_.Flush();
+    redis::RedisUpstreamOptions ro;
+    ro.url = redis_.url();
+    auto upstream = redis::RedisUpstream::Create(ro, redis_io_);
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = *std::move(upstream);
+    hub::HubOptions ho;
+    ho.on_health_change = [this](bool healthy) {
+      absl::MutexLock lock(&health_mu_);
+      healthy_ = healthy;
+      health_cv_.SignalAll();
+    };
+    hub_ = std::make_unique<hub::Hub>(ho, upstream_.get());
     server_ = std::make_unique<WsServer>(options, hub_.get());
     ASSERT_OK(server_->Start());
     ASSERT_GT(server_->port(), 0);
+    redis_thread_ = std::thread([this] { redis_io_.run(); });
+    upstream_->Start();
+    ASSERT_TRUE(WaitHealthy(true));
+    // The publish connection has no event of its own; it comes up next to the
+    // subscriber connection.
+    ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }));
   }
 
+  // In App's order: sockets first, then the hub's subscribers, then Redis.
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(2));
+    if (hub_ != nullptr) hub_->Shutdown();
+    if (upstream_ != nullptr) upstream_->Stop();
+    redis_work_.reset();
+    if (redis_thread_.joinable()) redis_thread_.join();
     server_.reset();
-    upstream_.Flush();
     hub_.reset();
+    upstream_.reset();
+  }
+
+  // Waits for the hub to report this health (its on_health_change event).
+  bool WaitHealthy(bool healthy, absl::Duration timeout = absl::Seconds(15)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::MutexLock lock(&health_mu_);
+    while (healthy_ != healthy) {
+      if (health_cv_.WaitWithDeadline(&health_mu_, deadline)) return healthy_ == healthy;
+    }
+    return true;
   }
 
   std::unique_ptr<WsTestClient> Client(const std::string& target = "/ws") {
@@ -65,7 +105,8 @@ class WsServerTest : public ::testing::Test {
     return c.ok() ? *std::move(c) : nullptr;
   }
 
-  // Subscribes to `channel` and waits for the confirmation.
+  // Subscribes to `channel` and waits for the confirmation, which comes once Redis
+  // confirmed the SUBSCRIBE: every message published from now on reaches the socket.
   void Subscribe(WsTestClient& c, const std::string& channel) {
     ASSERT_OK(c.SendJson({{"op", "subscribe"}, {"channels", {channel}}}));
     auto frame = c.ReadOp("subscribed");
@@ -73,9 +114,18 @@ class WsServerTest : public ::testing::Test {
     EXPECT_EQ((*frame)["channel"], channel);
   }
 
-  ThreadedUpstream upstream_;
+  RedisServer redis_;
+  boost::asio::io_context redis_io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> redis_work_ =
+      boost::asio::make_work_guard(redis_io_);
+  std::thread redis_thread_;
+  std::unique_ptr<redis::RedisUpstream> upstream_;
   std::unique_ptr<hub::Hub> hub_;
   std::unique_ptr<WsServer> server_;
+
+  absl::Mutex health_mu_;
+  absl::CondVar health_cv_;
+  bool healthy_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 TEST_F(WsServerTest, HealthzFollowsUpstream) {
@@ -84,11 +134,16 @@ TEST_F(WsServerTest, HealthzFollowsUpstream) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "ok\n");
-  upstream_.Disconnect();
-  upstream_.Flush();
+  redis_.Kill();
+  ASSERT_TRUE(WaitHealthy(false));
   r = HttpGet(server_->port(), "/healthz");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 503);
+  redis_.Start();
+  ASSERT_TRUE(WaitHealthy(true));
+  r = HttpGet(server_->port(), "/healthz");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST_F(WsServerTest, ServesWebRootOnly) {
@@ -130,8 +185,9 @@ TEST_F(WsServerTest, SubscribeThenMessages) {
   auto c = Client();
   ASSERT_NE(c, nullptr);
   Subscribe(*c, "news");
-  upstream_.Deliver("news", "hello \"world\"");
-  upstream_.Deliver("news", std::string("\x00\xff", 2));
+  EXPECT_EQ(redis_.NumSub("news"), 1);
+  EXPECT_EQ(redis_.Publish("news", "hello \"world\""), 1);
+  EXPECT_EQ(redis_.Publish("news", std::string("\x00\xff", 2)), 1);
   auto m = c->ReadOp("message");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["channel"], "news");
@@ -151,11 +207,13 @@ TEST_F(WsServerTest, Patterns) {
   auto s = c->ReadOp("subscribed");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)["pattern"], "news.*");
-  upstream_.DeliverPattern("news.*", "news.eu", "x");
+  EXPECT_EQ(redis_.NumPat(), 1);
+  EXPECT_EQ(redis_.Publish("news.eu", "x"), 1);
   auto m = c->ReadOp("message");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["channel"], "news.eu");
   EXPECT_EQ((*m)["pattern"], "news.*");
+  EXPECT_EQ((*m)["data"], "x");
 }
 
 TEST_F(WsServerTest, SubscribeFromUrl) {
@@ -170,6 +228,13 @@ TEST_F(WsServerTest, SubscribeFromUrl) {
                                       : "p:" + (*s)["pattern"].get<std::string>());
   }
   EXPECT_EQ(got, (std::set<std::string>{"c:a", "c:b c", "p:p*"}));
+  // The names reached Redis decoded.
+  EXPECT_EQ(redis_.NumSub("b c"), 1);
+  EXPECT_EQ(redis_.Publish("pq", "via pattern"), 1);
+  auto m = c->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["channel"], "pq");
+  EXPECT_EQ((*m)["pattern"], "p*");
 }
 
 TEST_F(WsServerTest, UnsubscribeStopsOnlyThatChannel) {
@@ -182,12 +247,16 @@ TEST_F(WsServerTest, UnsubscribeStopsOnlyThatChannel) {
   auto u = c->ReadOp("unsubscribed");
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_EQ((*u)["channel"], "a");
-  upstream_.Deliver("a", "lost");
-  upstream_.Deliver("b", "kept");
+  // The socket no longer gets "a" even while Redis may still deliver it; Redis then
+  // drops the subscription, its last subscriber gone.
+  redis_.Publish("a", "lost");
+  EXPECT_EQ(redis_.Publish("b", "kept"), 1);
   auto m = c->ReadOp("message");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["channel"], "b");
   EXPECT_EQ((*m)["data"], "kept");
+  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("a") == 0; }));
+  EXPECT_EQ(redis_.NumSub("b"), 1);
 }
 
 TEST_F(WsServerTest, ClosingOneSocketKeepsTheOthers) {
@@ -198,10 +267,12 @@ TEST_F(WsServerTest, ClosingOneSocketKeepsTheOthers) {
   ASSERT_NE(b, nullptr);
   Subscribe(*a, "shared");
   Subscribe(*b, "shared");
+  EXPECT_EQ(redis_.NumSub("shared"), 1);
   a.reset();  // gone without a close handshake
   ASSERT_TRUE(WaitFor([&] { return hub_->Stats().subscribers == 1; }));
   EXPECT_EQ(hub_->Stats().topics, 1u);
-  upstream_.Deliver("shared", "still here");
+  EXPECT_EQ(redis_.NumSub("shared"), 1);
+  EXPECT_EQ(redis_.Publish("shared", "still here"), 1);
   auto m = b->ReadOp("message");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["data"], "still here");
@@ -242,6 +313,8 @@ TEST_F(WsServerTest, BadInputGetsErrorAndKeepsConnection) {
   auto e = c->ReadOp("error");
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)["code"], "binary_unsupported");
+  // Nothing refused reached Redis.
+  EXPECT_EQ(redis_.NumSub("a"), 0);
 
   // Past the limit across frames: the hub refuses the fourth topic.
   Subscribe(*c, "one");
@@ -251,9 +324,10 @@ TEST_F(WsServerTest, BadInputGetsErrorAndKeepsConnection) {
   e = c->ReadOp("error");
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)["code"], "too_many_subscriptions");
+  EXPECT_EQ(redis_.NumSub("four"), 0);
 
   ASSERT_OK(c->Barrier());
-  upstream_.Deliver("calm", "undisturbed");
+  EXPECT_EQ(redis_.Publish("calm", "undisturbed"), 1);
   auto m = bystander->ReadOp("message");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["data"], "undisturbed");
@@ -313,23 +387,38 @@ TEST_F(WsServerTest, OriginCheckedAtHandshake) {
   ASSERT_TRUE(no_origin.ok()) << no_origin.status();
 }
 
+// A publish goes through Redis: its receiver count is Redis', and a subscriber of the
+// channel gets the payload back, bytes intact.
 TEST_F(WsServerTest, PublishWhenAllowed) {
   WsOptions o = Defaults();
   o.allow_publish = true;
   Start(o);
+  auto reader = Client("/ws?channel=out");
+  ASSERT_NE(reader, nullptr);
+  ASSERT_TRUE(reader->ReadOp("subscribed").ok());
   auto c = Client();
   ASSERT_NE(c, nullptr);
   ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "out"}, {"data", "hi"}}));
   auto p = c->ReadOp("published");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ((*p)["channel"], "out");
-  EXPECT_EQ((*p)["receivers"], 7);
+  EXPECT_EQ((*p)["receivers"], 1);
   ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "out"}, {"data_b64", "AP8="}}));
-  ASSERT_TRUE(c->ReadOp("published").ok());
-  const auto published = upstream_.published();
-  ASSERT_EQ(published.size(), 2u);
-  EXPECT_EQ(published[0], std::make_pair(std::string("out"), std::string("hi")));
-  EXPECT_EQ(published[1].second, std::string("\x00\xff", 2));
+  p = c->ReadOp("published");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)["receivers"], 1);
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "nobody"}, {"data", "void"}}));
+  p = c->ReadOp("published");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)["channel"], "nobody");
+  EXPECT_EQ((*p)["receivers"], 0);
+
+  auto m = reader->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "hi");
+  m = reader->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data_b64"], "AP8=");
 }
 
 TEST_F(WsServerTest, IdlePeerIsClosedAndReleased) {
@@ -343,6 +432,7 @@ TEST_F(WsServerTest, IdlePeerIsClosedAndReleased) {
   ASSERT_NE(idle, nullptr);
   Subscribe(*idle, "quiet");
   ASSERT_EQ(server_->session_count(), 2u);
+  EXPECT_EQ(redis_.NumSub("quiet"), 1);
   // `idle` reads no more, so it answers no ping; `live` keeps reading (and answering).
   const absl::Time start = absl::Now();
   ASSERT_TRUE(WaitFor(
@@ -352,7 +442,10 @@ TEST_F(WsServerTest, IdlePeerIsClosedAndReleased) {
       },
       absl::Seconds(10)));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
-  EXPECT_EQ(hub_->Stats().topics, 0u);
+  // Released down to Redis: the hub forgets the topic once Redis confirmed the
+  // UNSUBSCRIBE.
+  EXPECT_TRUE(WaitFor([&] { return hub_->Stats().topics == 0; }));
+  EXPECT_EQ(redis_.NumSub("quiet"), 0);
   ASSERT_OK(live->Barrier());
 }
 
@@ -368,6 +461,7 @@ TEST_F(WsServerTest, ShutdownSendsGoingAway) {
   EXPECT_EQ(*code, 1001);
   EXPECT_EQ(hub_->Stats().subscribers, 0u);
   EXPECT_FALSE(HttpGet(server_->port(), "/healthz", absl::Seconds(2)).ok());
+  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("x") == 0; }));
 }
 
 TEST_F(WsServerTest, HubShutdownSendsGoingAway) {
@@ -400,8 +494,10 @@ TEST_F(WsServerTest, SlowReaderDoesNotHoldBackOthers) {
   constexpr int kRounds = 40;
   constexpr int kPerRound = 25;
   int expected = 1;
+  // In rounds smaller than the queue, each read in full by the fast socket: it is never
+  // behind by more than its queue holds, whatever the machine's load.
   for (int round = 0; round < kRounds; ++round) {
-    for (int i = 0; i < kPerRound; ++i) upstream_.Deliver("firehose", payload);
+    for (int i = 0; i < kPerRound; ++i) ASSERT_EQ(redis_.Publish("firehose", payload), 1);
     for (int i = 0; i < kPerRound; ++i, ++expected) {
       auto m = fast->Read();
       ASSERT_TRUE(m.ok()) << m.status();
@@ -447,7 +543,7 @@ TEST_F(WsServerTest, SlowReaderIsDisconnectedUnderThatPolicy) {
   const std::string payload(16 << 10, 'p');
   int expected = 1;
   for (int round = 0; round < 40 && server_->session_count() == 2; ++round) {
-    for (int i = 0; i < 25; ++i) upstream_.Deliver("firehose", payload);
+    for (int i = 0; i < 25; ++i) ASSERT_GE(redis_.Publish("firehose", payload), 1);
     for (int i = 0; i < 25; ++i, ++expected) {
       auto m = fast->Read();
       ASSERT_TRUE(m.ok()) << m.status();
@@ -456,6 +552,7 @@ TEST_F(WsServerTest, SlowReaderIsDisconnectedUnderThatPolicy) {
   }
   ASSERT_TRUE(WaitFor([&] { return server_->session_count() == 1; }));
   ASSERT_OK(fast->Barrier());
+  EXPECT_EQ(redis_.NumSub("firehose"), 1);
 }
 
 }  // namespace

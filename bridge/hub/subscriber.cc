@@ -36,14 +36,9 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
   }
   if (full()) {
     if (options_.policy == SlowConsumerPolicy::kDisconnect) {
-      status_ = absl::ResourceExhaustedError(absl::StrFormat(
-          "slow consumer: queue full (%d messages, %d bytes)", queue_.size(), queued_bytes_));
-      queue_.clear();
-      dropped_.clear();
-      queued_messages_ = 0;
-      queued_bytes_ = 0;
-      armed_ = false;
-      return sink_;
+      return CloseLocked(absl::ResourceExhaustedError(
+          absl::StrFormat("slow consumer: queue full (%d messages, %d bytes)", queued_messages_,
+                          queued_bytes_)));
     }
     while (full() && queued_messages_ > 0) DropOldestLocked();
   }
@@ -76,6 +71,10 @@ std::shared_ptr<Sink> Subscriber::PushControl(Event event) {
 std::shared_ptr<Sink> Subscriber::Close(absl::Status why) {
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return nullptr;
+  return CloseLocked(std::move(why));
+}
+
+std::shared_ptr<Sink> Subscriber::CloseLocked(absl::Status why) {
   status_ = std::move(why);
   queue_.clear();
   dropped_.clear();

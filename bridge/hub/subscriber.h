@@ -75,6 +75,8 @@ class Subscriber {
   std::shared_ptr<Sink> ArmedSinkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool TakeLocked(Event* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Empties the queue for good; the sink must hear of it.
+  std::shared_ptr<Sink> CloseLocked(absl::Status why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SubscriberOptions options_;
   mutable absl::Mutex mu_;

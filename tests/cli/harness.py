@@ -146,8 +146,13 @@ class Redis:
         self.proc = None
 
     def start(self):
+        # Redis drops a pub/sub connection whose unread output passes 32 MB. The flood test
+        # publishes 64 MB at once; a sanitizer build of Bridge reads slower than Redis
+        # writes, and the limit would turn a slow_consumer gap into a redis_reconnect one.
         self.proc = Proc(["redis-server", "--port", self.port, "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", self.dir], name="redis")
+                          "--save", "", "--appendonly", "no", "--dir", self.dir,
+                          "--client-output-buffer-limit", "pubsub 512mb 256mb 60"],
+                         name="redis")
         wait_until(self.ping, f"redis-server on port {self.port}")
 
     def ping(self) -> bool:

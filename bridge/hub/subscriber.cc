@@ -36,9 +36,8 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
   }
   if (full()) {
     if (options_.policy == SlowConsumerPolicy::kDisconnect) {
-      return CloseLocked(absl::ResourceExhaustedError(
-          absl::StrFormat("slow consumer: queue full (%d messages, %d bytes)", queued_messages_,
-                          queued_bytes_)));
+      return CloseLocked(absl::ResourceExhaustedError(absl::StrFormat(
+          "slow consumer: queue full (%d messages, %d bytes)", queued_messages_, queued_bytes_)));
     }
     while (full() && queued_messages_ > 0) DropOldestLocked();
   }

@@ -16,7 +16,7 @@ constexpr char kUsage[] = R"(bridgectl: command-line client of Bridge (Redis pub
 Usage:
   bridgectl subscribe CHANNEL... [--pattern PATTERN]... [--reconnect] [--count N]
   bridgectl publish CHANNEL [MESSAGE]        (MESSAGE read from standard input if absent)
-  bridgectl health [--service NAME] [--wait]
+  bridgectl health [--service NAME] [--wait | --watch]
   bridgectl --help
 
 Commands:
@@ -47,6 +47,8 @@ health:
   --service NAME  The service to ask about: "" (default, the whole server) or
                   "bridge.v1.Bridge".
   --wait          Wait until SERVING, at most --timeout, instead of asking once.
+  --watch         Print the status, then every change of it, until Ctrl-C or SIGTERM
+                  (exit status 0) or until the server goes away (exit status 1).
 
 Output (subscribe), one line per event:
   subscribed channel news                   {"op":"subscribed","channel":"news"}
@@ -124,6 +126,9 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
     } else if (name == "--wait") {
       if (absl::Status s = no_value(); !s.ok()) return s;
       o.wait = true;
+    } else if (name == "--watch") {
+      if (absl::Status s = no_value(); !s.ok()) return s;
+      o.watch = true;
     } else if (name == "--addr") {
       absl::StatusOr<std::string> v = value();
       if (!v.ok()) return v.status();
@@ -194,9 +199,11 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
                          only_for(o.reconnect, "--reconnect", Command::kSubscribe),
                          only_for(o.count != 0, "--count", Command::kSubscribe),
                          only_for(!o.service.empty(), "--service", Command::kHealth),
-                         only_for(o.wait, "--wait", Command::kHealth)}) {
+                         only_for(o.wait, "--wait", Command::kHealth),
+                         only_for(o.watch, "--watch", Command::kHealth)}) {
     if (!s.ok()) return s;
   }
+  if (o.wait && o.watch) return UsageError("--wait and --watch exclude each other");
   return o;
 }
 

@@ -35,6 +35,8 @@ struct Options {
   // health
   std::string service;
   bool wait = false;
+  // health: follow the status until stopped; no deadline.
+  bool watch = false;
 };
 
 // The full --help text.

@@ -29,14 +29,30 @@ int RunHealth(const Options& options, StopSignal& stop, std::ostream& out, std::
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(options.service);
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoNanoseconds(options.timeout));
+  if (!options.watch) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         absl::ToChronoNanoseconds(options.timeout));
+  }
   stop.SetCall(&context);
 
   grpc::Status status;
   HealthCheckResponse response;
   HealthCheckResponse::ServingStatus last = HealthCheckResponse::UNKNOWN;
   bool answered = false;
+  if (options.watch) {
+    // Every change is a line; the stream ends only when stopped or when the server goes.
+    std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader =
+        stub->Watch(&context, request);
+    while (reader->Read(&response)) {
+      Report(options, response.status(), out);
+      out.flush();
+    }
+    status = reader->Finish();
+    stop.ClearCall();
+    if (stop.stopped()) return kExitOk;
+    err << "bridgectl: " << Describe(status) << '\n';
+    return kExitError;
+  }
   if (!options.wait) {
     status = stub->Check(&context, request, &response);
     last = response.status();

@@ -59,6 +59,15 @@ TEST(CommandLineTest, Timeouts) {
   EXPECT_FALSE(Parse({"health", "--timeout", "soon"}).ok());
 }
 
+TEST(CommandLineTest, HealthWatch) {
+  absl::StatusOr<Options> o = Parse({"health", "--watch", "--service", "bridge.v1.Bridge"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->command, Command::kHealth);
+  EXPECT_TRUE(o->watch);
+  EXPECT_FALSE(o->wait);
+  EXPECT_EQ(o->service, "bridge.v1.Bridge");
+}
+
 TEST(CommandLineTest, HelpWinsEverywhere) {
   EXPECT_EQ(Parse({"--help"})->command, Command::kHelp);
   EXPECT_EQ(Parse({"subscribe", "-h"})->command, Command::kHelp);
@@ -76,6 +85,8 @@ TEST(CommandLineTest, UsageErrors) {
            {"health", "--pattern", "x"},
            {"publish", "a", "--reconnect"},
            {"subscribe", "a", "--wait"},
+           {"publish", "a", "b", "--watch"},
+           {"health", "--wait", "--watch"},
            {"subscribe", "a", "--count", "-1"},
            {"subscribe", "a", "--json=yes"},
            {"subscribe", "a", "--addr"},

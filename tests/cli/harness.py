@@ -1,12 +1,11 @@
 """What the client tests share: a real redis-server and a real bridge on free loopback
 ports, and child processes whose output lines a test waits for with a deadline.
 
-Nothing here sleeps to synchronise: a test waits for a line, an exit, or (only where no
-event exists, such as a server starting to listen) polls with a deadline.
+Nothing here sleeps or polls to synchronise: a test waits for a line (a server's "ready"
+log line, a client's event) or an exit, each with a deadline.
 """
 
 import os
-import queue
 import re
 import shutil
 import signal
@@ -27,26 +26,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(ready, what, timeout=TIMEOUT, interval=0.05):
-    """Polls `ready` until it returns something true, or fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = ready()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise TestFailure(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def port_open(port) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class Proc:
@@ -153,15 +132,7 @@ class Redis:
                           "--save", "", "--appendonly", "no", "--dir", self.dir,
                           "--client-output-buffer-limit", "pubsub 512mb 256mb 60"],
                          name="redis")
-        wait_until(self.ping, f"redis-server on port {self.port}")
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        self.proc.expect(r"Ready to accept connections")
 
     def publish_many(self, channel, payload: bytes, count):
         """PUBLISHes `count` times in one pipelined write, faster than any client could;
@@ -218,10 +189,7 @@ class Stack:
                            # Through the environment, the other way to set any flag.
                            env={"BRIDGE_WS_ADDR": f"127.0.0.1:{self.ws_port}"},
                            name="bridge")
-        wait_until(lambda: port_open(self.grpc_port) or self.bridge.popen.poll() is not None,
-                   "bridge to listen")
-        if self.bridge.popen.poll() is not None:
-            raise TestFailure("bridge exited at start\n" + self.bridge.transcript())
+        self.bridge.expect(r"gRPC listening on", stream="stderr")
         # SERVING means connected to Redis: from then on, subscriptions are confirmed.
         code, out, err = run([self.bridgectl, "health", "--wait", "--timeout", f"{TIMEOUT}s",
                               "--addr", self.addr])

@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 
-from harness import Stack, TestFailure, free_port, main, run, wait_until
+from harness import Stack, TestFailure, free_port, main, run
 
 
 def check(condition, what, *details):
@@ -102,19 +102,27 @@ def health(stack):
     code, out, err = stack.ctl("health", "--service", "no.such.Service")
     check(code == 1 and "NOT_FOUND" in err, "unknown service is NOT_FOUND, exit 1", code, err)
 
-    # Redis gone: NOT_SERVING, exit 1. Nothing announces it to a client: poll, bounded.
+    # --watch prints every change: Redis gone, NOT_SERVING; a check then says so, exit 1.
+    watcher = stack.bridgectl_proc("health", "--watch")
+    watcher.expect(r"^SERVING$")
     stack.redis.kill()
-
-    def not_serving():
-        code, out, _ = stack.ctl("health")
-        return code == 1 and out.strip() == "NOT_SERVING"
-    wait_until(not_serving, "health to report NOT_SERVING, exit 1")
+    watcher.expect(r"^NOT_SERVING$")
+    code, out, err = stack.ctl("health")
+    check(code == 1 and out.strip() == "NOT_SERVING", "health without Redis", code, out, err)
 
     # health --wait follows the Watch stream back to SERVING once Redis returns.
     waiter = stack.bridgectl_proc("health", "--wait", "--timeout", "30s")
     stack.redis.start()
     waiter.expect(r"^SERVING$", timeout=30)
     waiter.expect_exit(0)
+    watcher.expect(r"^SERVING$")
+    watcher.signal(signal.SIGINT)
+    watcher.expect_exit(0)
+    # The server gone ends a watch with an error.
+    watcher = stack.bridgectl_proc("health", "--watch", "--json")
+    watcher.expect(r'"status":"SERVING"')
+    stack.stop_bridge()
+    watcher.expect_exit(1)
 
 
 def errors(args):

@@ -183,4 +183,36 @@ std::string PublishedFrame(std::string_view channel, int64_t receivers) {
   return out;
 }
 
+void AppendWireTextFrame(std::string* out, std::string_view json) {
+  const uint64_t n = json.size();
+  char header[10];
+  size_t header_size = 2;
+  header[0] = static_cast<char>(0x81);  // FIN, opcode 1 (text)
+  if (n < 126) {
+    header[1] = static_cast<char>(n);
+  } else if (n <= 0xFFFF) {
+    header[1] = 126;
+    header[2] = static_cast<char>(n >> 8);
+    header[3] = static_cast<char>(n);
+    header_size = 4;
+  } else {
+    header[1] = 127;
+    for (int i = 0; i < 8; ++i) header[2 + i] = static_cast<char>(n >> (56 - 8 * i));
+    header_size = 10;
+  }
+  out->append(header, header_size);
+  out->append(json);
+}
+
+std::string WireTextFrame(std::string_view json) {
+  std::string out;
+  out.reserve(json.size() + 10);
+  AppendWireTextFrame(&out, json);
+  return out;
+}
+
+std::string MessageWireFrame(const hub::Message& message) {
+  return WireTextFrame(MessageFrame(message));
+}
+
 }  // namespace bridge::ws

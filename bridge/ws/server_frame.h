@@ -30,6 +30,13 @@ std::string PongFrame();
 // {"op":"published","channel":..,"receivers":N}.
 std::string PublishedFrame(std::string_view channel, int64_t receivers);
 
+// RFC 6455 framing of one server-to-client text message: FIN and the text opcode, the
+// payload length in its 7-, 16- or 64-bit form, no mask (servers never mask), then `json`.
+void AppendWireTextFrame(std::string* out, std::string_view json);
+std::string WireTextFrame(std::string_view json);
+// MessageFrame(message) framed: the bytes every socket of the message is sent as-is.
+std::string MessageWireFrame(const hub::Message& message);
+
 // True when `s` is well-formed UTF-8 (no overlong forms, surrogates or values past
 // U+10FFFF), which is what JSON text may carry.
 bool IsValidUtf8(std::string_view s);

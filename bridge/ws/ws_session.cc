@@ -76,6 +76,7 @@ void WsSession::Run(Request request, std::vector<std::string> channels,
   ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
     if (kind == websocket::frame_type::pong) last_seen_ = Clock::now();
   });
+  ws_.next_layer().set_owner(weak_from_this());
   ws_.async_accept(request, [self = shared_from_this(), channels = std::move(channels),
                              patterns = std::move(patterns)](beast::error_code ec) mutable {
     self->OnAccept(std::move(channels), std::move(patterns), ec);
@@ -87,7 +88,6 @@ void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::str
   if (ec) return Fail(ec, "handshake");
   const WsOptions& options = state_->options();
   phase_ = Phase::kOpen;
-  ws_.text(true);
   const auto now = Clock::now();
   last_seen_ = now;
   last_refill_ = now;
@@ -152,6 +152,8 @@ void WsSession::OnRead(beast::error_code ec, std::size_t) {
     }
   }
   read_buffer_.consume(read_buffer_.size());
+  // Client frames are rare: an idle session keeps no read block between them.
+  read_buffer_.shrink_to_fit();
   DoRead();
 }
 
@@ -232,58 +234,59 @@ void WsSession::Publish(PublishCommand command) {
       });
 }
 
-void WsSession::Send(std::shared_ptr<const std::string> frame) {
+void WsSession::Send(std::string_view json) {
   if (phase_ != Phase::kOpen) return;
-  write_queue_.push_back(std::move(frame));
-  if (!writing_) DoWrite();
+  ws_.next_layer().AppendTextFrame(json);
+  if (!writing_) StartFlush();
 }
 
 void WsSession::SendError(ErrorCode code, absl::string_view message) {
   Send(ErrorFrame(code, std::string_view(message.data(), message.size())));
 }
 
-void WsSession::DoWrite() {
+void WsSession::StartFlush() {
   writing_ = true;
-  ws_.async_write(asio::buffer(*write_queue_.front()),
-                  beast::bind_front_handler(&WsSession::OnWrite, shared_from_this()));
+  ws_.next_layer().Flush();
+  ws_.next_layer().async_flush(
+      beast::bind_front_handler(&WsSession::OnFlushed, shared_from_this()));
 }
 
-void WsSession::OnWrite(beast::error_code ec, std::size_t) {
+void WsSession::OnFlushed(beast::error_code ec) {
   writing_ = false;
   if (ec) return Fail(ec, "write");
-  write_queue_.pop_front();
-  if (phase_ == Phase::kClosed) return;
-  if (!write_queue_.empty()) return DoWrite();
+  // Frames sent between the end of the flush and this handler.
+  if (!ws_.next_layer().Idle()) return StartFlush();
   if (phase_ == Phase::kOpen) return Pump();
   MaybeDoClose();
 }
 
 void WsSession::Pump() {
-  if (phase_ != Phase::kOpen || !hub_ready_ || writing_ || !write_queue_.empty()) return;
+  if (phase_ != Phase::kOpen || !hub_ready_ || writing_) return;
   const auto result = subscriber_->PopMany(&batch_, kBatch);
   if (result == hub::Subscriber::PopResult::kClosed) return OnHubClosed();
   if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
-  for (hub::Event& event : batch_) Enqueue(event);
-  batch_.clear();
-  if (!write_queue_.empty()) DoWrite();
+  if (batch_.empty()) return;
+  for (const hub::Event& event : batch_) Append(event);
+  // A burst's batch is not kept by a session that goes quiet.
+  if (batch_.capacity() > kBatch / 4) {
+    std::vector<hub::Event>().swap(batch_);
+  } else {
+    batch_.clear();
+  }
+  StartFlush();
 }
 
-void WsSession::Enqueue(hub::Event& event) {
+void WsSession::Append(const hub::Event& event) {
+  CoalescingStream& out = ws_.next_layer();
   switch (event.type) {
-    case hub::Event::Type::kMessage: {
-      // Encoded once per message for every socket; the aliasing pointer keeps the
-      // Message, and with it the bytes, alive until the write completed.
-      const std::string& frame = event.message->Encoded<std::string>(kWsEncodingSlot, MessageFrame);
-      write_queue_.push_back(std::shared_ptr<const std::string>(event.message, &frame));
-      return;
-    }
+    case hub::Event::Type::kMessage:
+      // Framed once per message for every socket.
+      return out.AppendFrame(
+          event.message->Encoded<std::string>(kWsEncodingSlot, MessageWireFrame));
     case hub::Event::Type::kSubscribed:
-      write_queue_.push_back(std::make_shared<const std::string>(SubscribedFrame(event.topic)));
-      return;
+      return out.AppendTextFrame(SubscribedFrame(event.topic));
     case hub::Event::Type::kGap:
-      write_queue_.push_back(
-          std::make_shared<const std::string>(GapFrame(event.topic, event.reason, event.dropped)));
-      return;
+      return out.AppendTextFrame(GapFrame(event.topic, event.reason, event.dropped));
   }
 }
 
@@ -294,7 +297,7 @@ void WsSession::OnHubClosed() {
   if (st.code() == absl::StatusCode::kResourceExhausted) {
     BRIDGE_LOG(Info, "ws %s: %s", peer_, st.message());
     // What is not yet on the wire would only wait behind a socket that does not drain.
-    while (write_queue_.size() > (writing_ ? 1u : 0u)) write_queue_.pop_back();
+    ws_.next_layer().DiscardPending();
     SendError(ErrorCode::kSlowConsumer, st.message());
     return BeginClose(websocket::close_code::policy_error, "slow consumer");
   }
@@ -314,7 +317,6 @@ void WsSession::BeginClose(websocket::close_code code, std::string_view reason) 
 void WsSession::MaybeDoClose() {
   // Beast allows one control frame operation at a time, after the queued frames.
   if (phase_ != Phase::kClosing || close_started_ || writing_ || ping_in_flight_) return;
-  if (!write_queue_.empty()) return DoWrite();
   close_started_ = true;
   ws_.async_close(close_reason_,
                   beast::bind_front_handler(&WsSession::OnClose, shared_from_this()));
@@ -383,8 +385,7 @@ void WsSession::Release() {
   phase_ = Phase::kClosed;
   hub_ready_ = false;
   timer_.cancel();
-  // The front frame may be on the wire: its bytes must outlive the write.
-  while (write_queue_.size() > (writing_ ? 1u : 0u)) write_queue_.pop_back();
+  ws_.next_layer().DiscardPending();
   ReleaseHub();
 }
 

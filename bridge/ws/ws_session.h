@@ -2,7 +2,6 @@
 #define BRIDGE_WS_WS_SESSION_H_
 
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,6 +15,7 @@
 #include "bridge/hub/event.h"
 #include "bridge/hub/subscriber.h"
 #include "bridge/ws/client_frame.h"
+#include "bridge/ws/coalescing_stream.h"
 #include "bridge/ws/error_code.h"
 #include "bridge/ws/server_state.h"
 
@@ -30,7 +30,7 @@ namespace bridge::ws {
 // slow browser loses. The session itself holds at most one batch.
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
-  using Stream = boost::beast::websocket::stream<boost::beast::tcp_stream>;
+  using Stream = boost::beast::websocket::stream<CoalescingStream>;
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
   WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state);
@@ -64,14 +64,15 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   // Takes the rate limiter's token for one client frame; false when the client is over.
   bool TakeToken();
 
-  void Send(std::shared_ptr<const std::string> frame);
-  void Send(std::string frame) { Send(std::make_shared<const std::string>(std::move(frame))); }
+  // Queues one JSON text frame to the socket.
+  void Send(std::string_view json);
   void SendError(ErrorCode code, absl::string_view message);
-  void DoWrite();
-  void OnWrite(boost::beast::error_code ec, std::size_t bytes);
-  // Moves a batch of hub events into the write queue when it is empty.
+  // Sends what the stream holds; writing_ until it is all on the socket.
+  void StartFlush();
+  void OnFlushed(boost::beast::error_code ec);
+  // Appends a batch of hub events to the stream when the last batch is on the socket.
   void Pump();
-  void Enqueue(hub::Event& event);
+  void Append(const hub::Event& event);
   void OnHubClosed();
 
   // Starts the close handshake once the frames queued so far are written.
@@ -101,9 +102,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::vector<hub::Event> batch_;
 
   boost::beast::flat_buffer read_buffer_;
-  // Frames to write, front first; the front is on the wire while writing_. Message
-  // frames alias the shared Message whose cached encoding they point at.
-  std::deque<std::shared_ptr<const std::string>> write_queue_;
+  // From StartFlush until everything appended so far is on the socket.
   bool writing_ = false;
 
   boost::beast::websocket::close_reason close_reason_;

@@ -1,6 +1,7 @@
 #include "bridge/ws/server_frame.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "bridge/hub/event.h"
@@ -90,6 +91,29 @@ TEST(ServerFrameTest, EveryByteRoundTrips) {
   for (int c = 1; c < 0x80; ++c) all.push_back(static_cast<char>(c));
   hub::Message m("c", "", all, 1);
   EXPECT_EQ(ParseOrDie(MessageFrame(m))["data"], all);
+}
+
+// RFC 6455, section 5.2: FIN|text, then the length in 7 bits, or 126 and 16 bits, or 127
+// and 64 bits, big-endian; a server's frames carry no mask.
+TEST(ServerFrameTest, WireHeaderForEachLengthForm) {
+  auto header = [](size_t n) {
+    const std::string frame = WireTextFrame(std::string(n, 'x'));
+    EXPECT_EQ(frame.size() - n, n < 126 ? 2u : n <= 0xFFFF ? 4u : 10u) << n;
+    EXPECT_EQ(frame.substr(frame.size() - n), std::string(n, 'x')) << n;
+    return std::vector<unsigned char>(frame.begin(), frame.end() - static_cast<long>(n));
+  };
+  using Bytes = std::vector<unsigned char>;
+  EXPECT_EQ(header(0), (Bytes{0x81, 0}));
+  EXPECT_EQ(header(125), (Bytes{0x81, 125}));
+  EXPECT_EQ(header(126), (Bytes{0x81, 126, 0, 126}));
+  EXPECT_EQ(header(65535), (Bytes{0x81, 126, 0xFF, 0xFF}));
+  EXPECT_EQ(header(65536), (Bytes{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}));
+  EXPECT_EQ(header(300000), (Bytes{0x81, 127, 0, 0, 0, 0, 0, 0x04, 0x93, 0xE0}));
+}
+
+TEST(ServerFrameTest, MessageWireFrameIsTheFramedJson) {
+  hub::Message m("c", "", "hi", 7);
+  EXPECT_EQ(MessageWireFrame(m), WireTextFrame(MessageFrame(m)));
 }
 
 }  // namespace

@@ -28,6 +28,9 @@
 namespace bridge::ws {
 namespace {
 
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+
 using ::bridge::testing::RedisServer;
 using ::bridge::testing::WaitFor;
 using testing::HttpGet;
@@ -197,6 +200,37 @@ TEST_F(WsServerTest, SubscribeThenMessages) {
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["data_b64"], "AP8=");
   EXPECT_EQ((*m)["seq"], 2);
+}
+
+// Every length form of the frame header (7-, 16- and 64-bit) reaches the client intact,
+// in order, with the server's pongs to the client's pings between the messages: frames
+// written in one send never interleave.
+TEST_F(WsServerTest, FramesOfEveryLengthAndPongsStayWhole) {
+  Start();
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  int pongs = 0;
+  c->stream().control_callback([&](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::pong) ++pongs;
+  });
+  Subscribe(*c, "sizes");
+  const std::vector<size_t> sizes = {0, 1, 80, 125, 126, 200, 65535, 65536, 70000, 300000};
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t size : sizes) {
+      ASSERT_EQ(redis_.Publish("sizes", std::string(size, static_cast<char>('a' + round))), 1);
+      c->stream().ping({});
+    }
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t size : sizes) {
+      auto m = c->ReadOp("message");
+      ASSERT_TRUE(m.ok()) << m.status();
+      EXPECT_EQ((*m)["data"], std::string(size, static_cast<char>('a' + round)));
+    }
+  }
+  ASSERT_OK(c->Barrier());
+  EXPECT_EQ(pongs, kRounds * static_cast<int>(sizes.size()));
 }
 
 TEST_F(WsServerTest, Patterns) {

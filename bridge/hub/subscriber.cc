@@ -1,5 +1,6 @@
 #include "bridge/hub/subscriber.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -31,7 +32,7 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
   if (cost > options_.max_queued_bytes) {
     // Larger than the whole byte budget: it can never be queued, and evicting the
     // others for it would lose them too. The gap takes its place in the order.
-    queue_.push_back(Event::Gap(message->topic(), kGapSlowConsumer, 1));
+    PushLocked(Event::Gap(message->topic(), kGapSlowConsumer, 1));
     return ArmedSinkLocked();
   }
   if (full()) {
@@ -43,8 +44,21 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
   }
   ++queued_messages_;
   queued_bytes_ += cost;
-  queue_.push_back(Event::OfMessage(message));
+  PushLocked(Event::OfMessage(message));
   return ArmedSinkLocked();
+}
+
+void Subscriber::PushLocked(Event event) {
+  if (queue_.full()) queue_.set_capacity(std::max<size_t>(2, 2 * queue_.capacity()));
+  queue_.push_back(std::move(event));
+}
+
+void Subscriber::ShrinkIfEmptyLocked() {
+  // A burst's ring is not kept by a subscriber that caught up; a small one is, so that
+  // steady traffic does not reallocate it.
+  if (queue_.empty() && queue_.capacity() > kKeptCapacity) {
+    boost::circular_buffer<Event>().swap(queue_);
+  }
 }
 
 void Subscriber::DropOldestLocked() {
@@ -53,7 +67,8 @@ void Subscriber::DropOldestLocked() {
     --queued_messages_;
     queued_bytes_ -= CostOf(*it->message);
     ++dropped_[it->message->topic()];
-    queue_.erase(it);
+    // The oldest message is at or near the front: shift what is before it, not after.
+    queue_.rerase(it);
     return;
   }
 }
@@ -63,7 +78,7 @@ std::shared_ptr<Sink> Subscriber::PushControl(Event event) {
   if (!status_.ok()) return nullptr;
   // Control events are few and small; they do not count against the bounds, so a full
   // queue never loses a Subscribed or a reconnect Gap.
-  queue_.push_back(std::move(event));
+  PushLocked(std::move(event));
   return ArmedSinkLocked();
 }
 
@@ -75,7 +90,7 @@ std::shared_ptr<Sink> Subscriber::Close(absl::Status why) {
 
 std::shared_ptr<Sink> Subscriber::CloseLocked(absl::Status why) {
   status_ = std::move(why);
-  queue_.clear();
+  boost::circular_buffer<Event>().swap(queue_);
   dropped_.clear();
   queued_messages_ = 0;
   queued_bytes_ = 0;
@@ -99,6 +114,7 @@ void Subscriber::Purge(const Topic& topic) {
     }
     it = queue_.erase(it);
   }
+  ShrinkIfEmptyLocked();
 }
 
 void Subscriber::DetachSink() {
@@ -116,6 +132,7 @@ bool Subscriber::TakeLocked(Event* out) {
   if (!queue_.empty() && queue_.front().type != Event::Type::kMessage) {
     *out = std::move(queue_.front());
     queue_.pop_front();
+    ShrinkIfEmptyLocked();
     return true;
   }
   if (!dropped_.empty()) {
@@ -129,6 +146,7 @@ bool Subscriber::TakeLocked(Event* out) {
   queue_.pop_front();
   --queued_messages_;
   queued_bytes_ -= CostOf(*out->message);
+  ShrinkIfEmptyLocked();
   return true;
 }
 

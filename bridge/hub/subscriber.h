@@ -3,7 +3,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -12,6 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "boost/circular_buffer.hpp"
 #include "bridge/hub/event.h"
 #include "bridge/hub/sink.h"
 #include "bridge/hub/topic.h"
@@ -75,13 +75,19 @@ class Subscriber {
   std::shared_ptr<Sink> ArmedSinkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool TakeLocked(Event* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends, growing the ring by doubling.
+  void PushLocked(Event event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ShrinkIfEmptyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  static constexpr size_t kKeptCapacity = 64;
   // Empties the queue for good; the sink must hear of it.
   std::shared_ptr<Sink> CloseLocked(absl::Status why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SubscriberOptions options_;
   mutable absl::Mutex mu_;
   std::shared_ptr<Sink> sink_ ABSL_GUARDED_BY(mu_);
-  std::deque<Event> queue_ ABSL_GUARDED_BY(mu_);
+  // A ring that allocates only once something is queued: an idle subscriber holds none.
+  boost::circular_buffer<Event> queue_ ABSL_GUARDED_BY(mu_);
   // Messages (not control events) in queue_, and their cost in bytes.
   size_t queued_messages_ ABSL_GUARDED_BY(mu_) = 0;
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,10 +1,12 @@
 // The bridge binary as an operator runs it: flags, environment variables, signals.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,16 @@ int WaitExit(pid_t pid, absl::Duration timeout) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// The scheduling policy of every thread of `pid`, one entry per thread.
+std::vector<int> ThreadPolicies(pid_t pid) {
+  std::vector<int> policies;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"))) {
+    policies.push_back(::sched_getscheduler(std::stoi(task.path().filename().string())));
+  }
+  return policies;
+}
+
 std::string RunCommand(const std::string& command, int* code) {
   FILE* p = ::popen(command.c_str(), "r");
   std::string out;
@@ -78,7 +90,8 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
   for (const char* flag :
        {"--redis", "--grpc_addr", "--max_queued_messages", "--max_queued_bytes", "--slow_consumer",
         "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
-        "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--log_level"}) {
+        "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--sched_batch",
+        "--log_level"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);
@@ -115,6 +128,10 @@ TEST(BridgeProcessTest, EnvironmentConfiguresAndSigtermDrains) {
   ASSERT_TRUE(reader.WaitSubscribed());
   ASSERT_EQ(redis.Publish("ops", "hi"), 1);
   ASSERT_TRUE(reader.WaitForEvents(2));
+  // --sched_batch is on by default: every thread, gRPC's and Asio's included.
+  const std::vector<int> policies = ThreadPolicies(pid);
+  EXPECT_GT(policies.size(), 2u);
+  for (int policy : policies) EXPECT_EQ(policy, SCHED_BATCH);
 
   const absl::Time before = absl::Now();
   ::kill(pid, SIGTERM);
@@ -129,13 +146,14 @@ TEST(BridgeProcessTest, SigintAlsoDrains) {
   const int port = FreePort();
   const pid_t pid = Spawn(
       {absl::StrCat("--grpc_addr=127.0.0.1:", port), absl::StrCat("--redis=", redis.unix_socket())},
-      {"BRIDGE_LOG_LEVEL=warning"});
+      {"BRIDGE_LOG_LEVEL=warning", "BRIDGE_SCHED_BATCH=false"});
   ChildGuard guard(pid);
   auto channel = Connect(port);
   ASSERT_TRUE(
       channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
   StreamReader reader(channel, Channels({"unix"}));
   ASSERT_TRUE(reader.WaitSubscribed());
+  for (int policy : ThreadPolicies(pid)) EXPECT_EQ(policy, SCHED_OTHER);
   ::kill(pid, SIGINT);
   EXPECT_EQ(reader.WaitForEnd(absl::Seconds(8)).error_code(), ::grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);

@@ -27,11 +27,11 @@ namespace bridge::ws {
 // that many frames leave in one send.
 //
 // The session appends whole, ready-made frames (AppendFrame: a message's wire bytes are
-// built once and shared by every socket) and then calls Flush. Beast's own writes (the
-// handshake response, ping, pong, close) arrive through async_write_some, are appended
-// whole too, and complete at once. The pending bytes go to the socket in one write when
-// no earlier write is still in flight; what comes meanwhile waits for the next one. Every
-// frame is appended whole and in one piece, so frames never interleave on the wire.
+// built once and shared by every socket; small ones are copied side by side, large ones
+// referenced) and then calls Flush. Beast's own writes (the handshake response, ping, pong, close)
+// arrive through async_write_some, are copied whole, and complete at once. The pending frames go to
+// the socket in one gather write when no earlier write is still in flight; what comes meanwhile
+// waits for the next one. Every frame is appended whole, so frames never interleave on the wire.
 //
 // Back-pressure stays with the session: it appends a batch, then waits for async_flush
 // before taking the next, so a socket that does not drain holds at most one batch here.
@@ -53,21 +53,31 @@ class CoalescingStream {
   // before the first write: a flush without an owner is never completed.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
-  // Appends one complete frame's bytes; they go out at the next Flush (or with a write of
-  // Beast's). Ignored once the stream has failed.
-  void AppendFrame(std::string_view wire_bytes) {
-    if (!error_) pending_.append(wire_bytes);
+  // Appends one complete frame. A small one is copied (next to its neighbours, so that a
+  // batch of small frames is one buffer); a large one is referenced, and `keep` holds its
+  // bytes alive until they are on the socket. It goes out at the next Flush (or with a
+  // write of Beast's). Ignored once the stream has failed.
+  void AppendFrame(std::shared_ptr<const void> keep, std::string_view wire_bytes) {
+    if (error_) return;
+    if (wire_bytes.size() < kCopyBelow) return AppendCopy(wire_bytes);
+    pending_.push_back({std::move(keep), wire_bytes.data(), 0, wire_bytes.size()});
   }
-  // Appends `json` framed as one text message.
+  // Appends `json` framed as one text message, copied.
   void AppendTextFrame(std::string_view json) {
-    if (!error_) AppendWireTextFrame(&pending_, json);
+    if (error_) return;
+    const size_t before = pending_bytes_.size();
+    AppendWireTextFrame(&pending_bytes_, json);
+    NoteCopied(before);
   }
   // Starts sending what is pending, unless a send is in flight (then it follows that one).
   void Flush() { MaybeFlush(); }
   // Nothing to send, or nothing more can be: the stream failed.
   bool Idle() const { return error_ || (!flushing_ && pending_.empty()); }
   // Forgets the frames not yet handed to the socket: for a peer that stopped reading.
-  void DiscardPending() { pending_.clear(); }
+  void DiscardPending() {
+    pending_.clear();
+    pending_bytes_.clear();
+  }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
@@ -82,12 +92,15 @@ class CoalescingStream {
         [this](auto handler, const ConstBuffers& buffers) {
           std::size_t taken = 0;
           if (!error_) {
+            // Beast's buffers are its own: copied, whatever their size.
+            const size_t before = pending_bytes_.size();
             for (auto it = boost::asio::buffer_sequence_begin(buffers);
                  it != boost::asio::buffer_sequence_end(buffers); ++it) {
               const boost::asio::const_buffer b(*it);
-              pending_.append(static_cast<const char*>(b.data()), b.size());
-              taken += b.size();
+              pending_bytes_.append(static_cast<const char*>(b.data()), b.size());
             }
+            taken = pending_bytes_.size() - before;
+            NoteCopied(before);
             MaybeFlush();
           }
           auto ex = boost::asio::get_associated_executor(handler, get_executor());
@@ -117,11 +130,43 @@ class CoalescingStream {
   }
 
  private:
+  // A run of bytes to send: either `size` bytes at `data`, kept alive by `keep`, or (data
+  // null) `size` bytes at `offset` in the copied bytes of the same batch.
+  struct Segment {
+    std::shared_ptr<const void> keep;
+    const char* data;
+    size_t offset;
+    size_t size;
+  };
+
+  void AppendCopy(std::string_view bytes) {
+    const size_t before = pending_bytes_.size();
+    pending_bytes_.append(bytes);
+    NoteCopied(before);
+  }
+
+  // Accounts for the bytes copied from `before` on: they extend the last segment when that
+  // one is copied bytes too.
+  void NoteCopied(size_t before) {
+    const size_t n = pending_bytes_.size() - before;
+    if (!pending_.empty() && pending_.back().data == nullptr) {
+      pending_.back().size += n;
+    } else {
+      pending_.push_back({nullptr, nullptr, before, n});
+    }
+  }
+
   void MaybeFlush() {
     if (flushing_ || pending_.empty() || error_) return;
     flushing_ = true;
     sending_.swap(pending_);
-    boost::asio::async_write(next_, boost::asio::buffer(sending_),
+    sending_bytes_.swap(pending_bytes_);
+    gather_.clear();
+    for (const Segment& s : sending_) {
+      gather_.emplace_back(s.data != nullptr ? s.data : sending_bytes_.data() + s.offset, s.size);
+    }
+    // One gather write (writev) of every frame gathered since the last one.
+    boost::asio::async_write(next_, gather_,
                              [this, keep = owner_.lock()](error_code ec, std::size_t) {
                                if (keep != nullptr) OnFlushed(ec);
                              });
@@ -129,11 +174,17 @@ class CoalescingStream {
 
   void OnFlushed(error_code ec) {
     flushing_ = false;
-    // A burst's buffer is not kept by a connection that goes quiet.
-    if (sending_.capacity() > kKeptCapacity) {
-      std::string().swap(sending_);
+    // A burst's vectors are not kept by a connection that goes quiet.
+    if (sending_.capacity() > kKeptSegments) {
+      std::vector<Segment>().swap(sending_);
+      std::vector<boost::asio::const_buffer>().swap(gather_);
     } else {
       sending_.clear();
+    }
+    if (sending_bytes_.capacity() > kKeptBytes) {
+      std::string().swap(sending_bytes_);
+    } else {
+      sending_bytes_.clear();
     }
     if (ec) error_ = ec;
     MaybeFlush();
@@ -143,12 +194,18 @@ class CoalescingStream {
     for (auto& w : waiters) w(error_);
   }
 
-  static constexpr std::size_t kKeptCapacity = 16 * 1024;
+  // Frames below this size are copied: cheaper than a reference and an iovec of their own.
+  static constexpr std::size_t kCopyBelow = 1024;
+  static constexpr std::size_t kKeptSegments = 16;
+  static constexpr std::size_t kKeptBytes = 16 * 1024;
 
   next_layer_type next_;
   std::weak_ptr<void> owner_;
-  std::string pending_;
-  std::string sending_;
+  std::vector<Segment> pending_;
+  std::string pending_bytes_;
+  std::vector<Segment> sending_;
+  std::string sending_bytes_;
+  std::vector<boost::asio::const_buffer> gather_;
   bool flushing_ = false;
   error_code error_;
   std::vector<std::function<void(error_code)>> waiters_;

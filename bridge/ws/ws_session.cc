@@ -266,7 +266,7 @@ void WsSession::Pump() {
   if (result == hub::Subscriber::PopResult::kClosed) return OnHubClosed();
   if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
   if (batch_.empty()) return;
-  for (const hub::Event& event : batch_) Append(event);
+  for (hub::Event& event : batch_) Append(event);
   // A burst's batch is not kept by a session that goes quiet.
   if (batch_.capacity() > kBatch / 4) {
     std::vector<hub::Event>().swap(batch_);
@@ -276,13 +276,15 @@ void WsSession::Pump() {
   StartFlush();
 }
 
-void WsSession::Append(const hub::Event& event) {
+void WsSession::Append(hub::Event& event) {
   CoalescingStream& out = ws_.next_layer();
   switch (event.type) {
-    case hub::Event::Type::kMessage:
-      // Framed once per message for every socket.
-      return out.AppendFrame(
-          event.message->Encoded<std::string>(kWsEncodingSlot, MessageWireFrame));
+    case hub::Event::Type::kMessage: {
+      // Framed once per message for every socket; the message keeps the bytes alive.
+      const std::string& frame =
+          event.message->Encoded<std::string>(kWsEncodingSlot, MessageWireFrame);
+      return out.AppendFrame(std::move(event.message), frame);
+    }
     case hub::Event::Type::kSubscribed:
       return out.AppendTextFrame(SubscribedFrame(event.topic));
     case hub::Event::Type::kGap:

@@ -72,7 +72,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void OnFlushed(boost::beast::error_code ec);
   // Appends a batch of hub events to the stream when the last batch is on the socket.
   void Pump();
-  void Append(const hub::Event& event);
+  // Moves the event's message (if any) into the stream.
+  void Append(hub::Event& event);
   void OnHubClosed();
 
   // Starts the close handshake once the frames queued so far are written.

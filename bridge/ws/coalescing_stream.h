@@ -174,30 +174,29 @@ class CoalescingStream {
 
   void OnFlushed(error_code ec) {
     flushing_ = false;
-    // A burst's vectors are not kept by a connection that goes quiet.
-    if (sending_.capacity() > kKeptSegments) {
-      std::vector<Segment>().swap(sending_);
-      std::vector<boost::asio::const_buffer>().swap(gather_);
-    } else {
-      sending_.clear();
-    }
-    if (sending_bytes_.capacity() > kKeptBytes) {
-      std::string().swap(sending_bytes_);
-    } else {
-      sending_bytes_.clear();
-    }
+    sending_.clear();
+    sending_bytes_.clear();
     if (ec) error_ = ec;
     MaybeFlush();
     if (!Idle()) return;
+    // Quiet now: a connection between bursts keeps no buffers (most connections, most of
+    // the time). A busy one keeps them from batch to batch.
+    ReleaseBuffers();
     std::vector<std::function<void(error_code)>> waiters;
     waiters.swap(waiters_);
     for (auto& w : waiters) w(error_);
   }
 
+  void ReleaseBuffers() {
+    std::vector<Segment>().swap(pending_);
+    std::vector<Segment>().swap(sending_);
+    std::vector<boost::asio::const_buffer>().swap(gather_);
+    std::string().swap(pending_bytes_);
+    std::string().swap(sending_bytes_);
+  }
+
   // Frames below this size are copied: cheaper than a reference and an iovec of their own.
   static constexpr std::size_t kCopyBelow = 1024;
-  static constexpr std::size_t kKeptSegments = 16;
-  static constexpr std::size_t kKeptBytes = 16 * 1024;
 
   next_layer_type next_;
   std::weak_ptr<void> owner_;

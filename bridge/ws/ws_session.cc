@@ -21,6 +21,8 @@ namespace websocket = boost::beast::websocket;
 // Events taken from the hub per write round: enough to keep the socket busy, few enough
 // that a slow browser leaves the rest in the hub's bounded queue.
 constexpr size_t kBatch = 64;
+// Batches written in one turn of the strand before the session yields to the others.
+constexpr int kRounds = 4;
 // Longest name accepted by the parser; the hub's own, usually smaller, limit decides.
 constexpr size_t kMaxParsedName = 4096;
 
@@ -76,7 +78,7 @@ void WsSession::Run(Request request, std::vector<std::string> channels,
   ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
     if (kind == websocket::frame_type::pong) last_seen_ = Clock::now();
   });
-  ws_.next_layer().set_owner(weak_from_this());
+  ws_.next_layer().set_owner(std::weak_ptr<CoalescingStream::Owner>(weak_from_this()));
   ws_.async_accept(request, [self = shared_from_this(), channels = std::move(channels),
                              patterns = std::move(patterns)](beast::error_code ec) mutable {
     self->OnAccept(std::move(channels), std::move(patterns), ec);
@@ -237,43 +239,53 @@ void WsSession::Publish(PublishCommand command) {
 void WsSession::Send(std::string_view json) {
   if (phase_ != Phase::kOpen) return;
   ws_.next_layer().AppendTextFrame(json);
-  if (!writing_) StartFlush();
+  if (!writing_) Flush();
 }
 
 void WsSession::SendError(ErrorCode code, absl::string_view message) {
   Send(ErrorFrame(code, std::string_view(message.data(), message.size())));
 }
 
-void WsSession::StartFlush() {
-  writing_ = true;
-  ws_.next_layer().Flush();
-  ws_.next_layer().async_flush(
-      beast::bind_front_handler(&WsSession::OnFlushed, shared_from_this()));
+bool WsSession::Flush() {
+  CoalescingStream& out = ws_.next_layer();
+  if (!out.Flush()) {
+    writing_ = true;
+    return false;
+  }
+  if (out.error()) {
+    Fail(out.error(), "write");
+    return false;
+  }
+  return true;
 }
 
-void WsSession::OnFlushed(beast::error_code ec) {
+void WsSession::OnStreamFlushed(beast::error_code ec) {
   writing_ = false;
   if (ec) return Fail(ec, "write");
-  // Frames sent between the end of the flush and this handler.
-  if (!ws_.next_layer().Idle()) return StartFlush();
   if (phase_ == Phase::kOpen) return Pump();
   MaybeDoClose();
 }
 
 void WsSession::Pump() {
-  if (phase_ != Phase::kOpen || !hub_ready_ || writing_) return;
-  const auto result = subscriber_->PopMany(&batch_, kBatch);
-  if (result == hub::Subscriber::PopResult::kClosed) return OnHubClosed();
-  if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
-  if (batch_.empty()) return;
-  for (hub::Event& event : batch_) Append(event);
-  // A burst's batch is not kept by a session that goes quiet.
-  if (batch_.capacity() > kBatch / 4) {
-    std::vector<hub::Event>().swap(batch_);
-  } else {
-    batch_.clear();
+  for (int round = 0; round < kRounds; ++round) {
+    if (phase_ != Phase::kOpen || !hub_ready_ || writing_) return;
+    const auto result = subscriber_->PopMany(&batch_, kBatch);
+    if (result == hub::Subscriber::PopResult::kClosed) return OnHubClosed();
+    if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
+    if (batch_.empty()) return;
+    for (hub::Event& event : batch_) Append(event);
+    // A burst's batch is not kept by a session that goes quiet.
+    if (batch_.capacity() > kBatch / 4) {
+      std::vector<hub::Event>().swap(batch_);
+    } else {
+      batch_.clear();
+    }
+    if (!Flush()) return;
   }
-  StartFlush();
+  // More is queued: the other handlers waiting for this thread go first.
+  if (phase_ == Phase::kOpen && hub_ready_ && !writing_) {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->Pump(); });
+  }
 }
 
 void WsSession::Append(hub::Event& event) {

@@ -28,7 +28,7 @@ namespace bridge::ws {
 // Back-pressure: events stay in the hub's bounded queue until the previous batch is on
 // the wire, so that the hub's slow-consumer policy, not this session, decides what a
 // slow browser loses. The session itself holds at most one batch.
-class WsSession : public std::enable_shared_from_this<WsSession> {
+class WsSession : public std::enable_shared_from_this<WsSession>, public CoalescingStream::Owner {
  public:
   using Stream = boost::beast::websocket::stream<CoalescingStream>;
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -67,10 +67,11 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   // Queues one JSON text frame to the socket.
   void Send(std::string_view json);
   void SendError(ErrorCode code, absl::string_view message);
-  // Sends what the stream holds; writing_ until it is all on the socket.
-  void StartFlush();
-  void OnFlushed(boost::beast::error_code ec);
-  // Appends a batch of hub events to the stream when the last batch is on the socket.
+  // Sends what the stream holds. True when it is on the socket; false when the socket is
+  // full (writing_ until OnStreamFlushed) or the session failed.
+  bool Flush();
+  void OnStreamFlushed(boost::beast::error_code ec) override;
+  // Writes batches of hub events while the socket takes them at once.
   void Pump();
   // Moves the event's message (if any) into the stream.
   void Append(hub::Event& event);
@@ -103,7 +104,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::vector<hub::Event> batch_;
 
   boost::beast::flat_buffer read_buffer_;
-  // From StartFlush until everything appended so far is on the socket.
+  // The socket is full: from a Flush that returned false until OnStreamFlushed.
   bool writing_ = false;
 
   boost::beast::websocket::close_reason close_reason_;

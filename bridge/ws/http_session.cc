@@ -24,11 +24,12 @@ constexpr std::uint64_t kMaxBodyBytes = 1 << 10;
 
 }  // namespace
 
-HttpSession::HttpSession(asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state)
-    : stream_(std::move(socket)), state_(std::move(state)) {}
+HttpSession::HttpSession(asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state,
+                         Loop* loop)
+    : stream_(std::move(socket)), state_(std::move(state)), loop_(loop) {}
 
 void HttpSession::Run() {
-  // Start on the connection's strand: the acceptor's handler runs on another.
+  // Start on the connection's loop: the acceptor's handler runs on another.
   asio::dispatch(stream_.get_executor(),
                  beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
 }
@@ -81,7 +82,7 @@ void HttpSession::Upgrade(Request request) {
   }
   // The WebSocket has its own timeouts (see WsSession::Run).
   stream_.expires_never();
-  std::make_shared<WsSession>(std::move(stream_), state_)
+  std::make_shared<WsSession>(std::move(stream_), state_, loop_)
       ->Run(std::move(request), std::move(channels), std::move(patterns));
 }
 

@@ -7,16 +7,19 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "bridge/ws/loop.h"
 #include "bridge/ws/server_state.h"
 
 namespace bridge::ws {
 
 // One plain HTTP connection: /healthz, the web root's files, and the upgrade of /ws to
 // a WsSession, which then takes the connection over. Owns itself through its handlers
-// and lives on the strand the connection was accepted on.
+// and lives on the loop (I/O thread) the connection was accepted onto.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state);
+  // `socket` belongs to `loop`'s io_context.
+  HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state,
+              Loop* loop);
   void Run();
 
  private:
@@ -33,6 +36,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   boost::beast::tcp_stream stream_;
   const std::shared_ptr<ServerState> state_;
+  Loop* const loop_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   // The response on the wire; untouched until its write completes.

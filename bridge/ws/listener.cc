@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_format.h"
 #include "boost/asio/post.hpp"
-#include "boost/asio/strand.hpp"
 #include "bridge/common/log.h"
 #include "bridge/ws/http_session.h"
 
@@ -15,10 +14,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using asio::ip::tcp;
 
-Listener::Listener(asio::io_context& ioc, std::shared_ptr<ServerState> state)
-    : ioc_(ioc),
+Listener::Listener(std::vector<Loop*> loops, std::shared_ptr<ServerState> state)
+    : loops_(std::move(loops)),
       state_(std::move(state)),
-      acceptor_(asio::make_strand(ioc)),
+      acceptor_(loops_.front()->context()),
       retry_(acceptor_.get_executor()) {}
 
 absl::Status Listener::Open(const tcp::endpoint& endpoint) {
@@ -55,12 +54,13 @@ void Listener::Stop() {
 
 void Listener::DoAccept() {
   if (!acceptor_.is_open()) return;
-  // Each connection gets its own strand: no two handlers of a session run at once.
-  acceptor_.async_accept(asio::make_strand(ioc_),
-                         beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
+  // Connections go to the loops in turn; each then lives on its loop's thread alone.
+  Loop* loop = loops_[next_loop_];
+  acceptor_.async_accept(loop->context(),
+                         beast::bind_front_handler(&Listener::OnAccept, shared_from_this(), loop));
 }
 
-void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
+void Listener::OnAccept(Loop* loop, beast::error_code ec, tcp::socket socket) {
   if (ec == asio::error::operation_aborted) return;
   if (ec) {
     // Out of descriptors and the like: pause rather than spin on the same error.
@@ -71,7 +71,8 @@ void Listener::OnAccept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
-  std::make_shared<HttpSession>(std::move(socket), state_)->Run();
+  std::make_shared<HttpSession>(std::move(socket), state_, loop)->Run();
+  next_loop_ = (next_loop_ + 1) % loops_.size();
   DoAccept();
 }
 

@@ -2,21 +2,24 @@
 #define BRIDGE_WS_LISTENER_H_
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/beast/core.hpp"
+#include "bridge/ws/loop.h"
 #include "bridge/ws/server_state.h"
 
 namespace bridge::ws {
 
-// Accepts connections and hands each, on a strand of its own, to an HttpSession.
-// Owned by WsServer and by its pending accept.
+// Accepts connections and hands each to an HttpSession on one of the loops, in turn.
+// Runs on the first loop. Owned by WsServer and by its pending accept.
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(boost::asio::io_context& ioc, std::shared_ptr<ServerState> state);
+  // `loops` outlive the listener; there is at least one.
+  Listener(std::vector<Loop*> loops, std::shared_ptr<ServerState> state);
 
   // Binds and listens; port 0 picks a free port.
   absl::Status Open(const boost::asio::ip::tcp::endpoint& endpoint);
@@ -27,9 +30,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void DoAccept();
-  void OnAccept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
+  void OnAccept(Loop* loop, boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
 
-  boost::asio::io_context& ioc_;
+  const std::vector<Loop*> loops_;
+  size_t next_loop_ = 0;
   const std::shared_ptr<ServerState> state_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;

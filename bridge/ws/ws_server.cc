@@ -2,16 +2,16 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "boost/asio/executor_work_guard.hpp"
-#include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "bridge/common/log.h"
 #include "bridge/ws/listener.h"
+#include "bridge/ws/loop.h"
 #include "bridge/ws/server_state.h"
 #include "bridge/ws/static_files.h"
 #include "bridge/ws/ws_session.h"
@@ -54,7 +54,7 @@ WsServer::WsServer(const WsOptions& options, hub::Hub* hub) : options_(options),
 WsServer::~WsServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status WsServer::Start() {
-  if (ioc_ != nullptr) return absl::FailedPreconditionError("WsServer::Start called twice");
+  if (state_ != nullptr) return absl::FailedPreconditionError("WsServer::Start called twice");
   auto endpoint = ParseAddress(options_.address);
   if (!endpoint.ok()) return endpoint.status();
   StaticFiles files;
@@ -63,25 +63,22 @@ absl::Status WsServer::Start() {
   const int threads = options_.threads > 0
                           ? options_.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  ioc_ = std::make_unique<asio::io_context>(threads);
+  std::vector<Loop*> loops;
+  for (int i = 0; i < threads; ++i) {
+    loops_.push_back(std::make_unique<Loop>());
+    loops.push_back(loops_.back().get());
+  }
   state_ = std::make_shared<ServerState>(options_, hub_, std::move(files));
-  listener_ = std::make_shared<Listener>(*ioc_, state_);
+  listener_ = std::make_shared<Listener>(std::move(loops), state_);
   if (absl::Status st = listener_->Open(*endpoint); !st.ok()) {
     listener_.reset();
     state_.reset();
-    ioc_.reset();
+    loops_.clear();
     return st;
   }
   port_ = listener_->port();
   listener_->Run();
-  threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) {
-    threads_.emplace_back([ioc = ioc_.get()] {
-      // Keeps run() going while there is nothing to do; Shutdown stops it.
-      auto work = asio::make_work_guard(*ioc);
-      ioc->run();
-    });
-  }
+  for (auto& loop : loops_) loop->Start();
   running_ = true;
   BRIDGE_LOG(Info, "websocket: listening on %s:%d (%d threads)", endpoint->address().to_string(),
              port_, threads);
@@ -103,13 +100,12 @@ void WsServer::Shutdown(absl::Duration grace) {
     for (const auto& s : state_->Snapshot()) s->Abort();
     state_->AwaitNoSessions(absl::Now() + absl::Seconds(1));
   }
-  ioc_->stop();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  for (auto& loop : loops_) loop->Stop();
   listener_.reset();
   // Destroys the handlers still queued, and with them the sessions they hold; each
-  // session left releases its hub subscriber as it goes.
-  ioc_.reset();
+  // session left releases its hub subscriber as it goes. The loops stay, for a hub event
+  // racing with this to find.
+  for (auto& loop : loops_) loop->Discard();
 }
 
 }  // namespace bridge::ws

@@ -2,7 +2,6 @@
 #define BRIDGE_WS_WS_SERVER_H_
 
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -10,17 +9,15 @@
 #include "bridge/hub/hub.h"
 #include "bridge/ws/ws_options.h"
 
-namespace boost::asio {
-class io_context;
-}  // namespace boost::asio
-
 namespace bridge::ws {
 
 class Listener;
+class Loop;
 class ServerState;
 
 // The WebSocket front end: one listener serving /ws (each socket one hub subscriber),
-// /healthz and the browser page, on a small pool of threads running one io_context.
+// /healthz and the browser page, on a few I/O threads (loops), each with its own
+// io_context and its share of the connections.
 // Owned by the application; the hub must outlive it.
 class WsServer {
  public:
@@ -44,10 +41,9 @@ class WsServer {
  private:
   const WsOptions options_;
   hub::Hub* const hub_;
-  std::unique_ptr<boost::asio::io_context> ioc_;
+  std::vector<std::unique_ptr<Loop>> loops_;
   std::shared_ptr<ServerState> state_;
   std::shared_ptr<Listener> listener_;
-  std::vector<std::thread> threads_;
   int port_ = 0;
   bool running_ = false;
 };

@@ -54,8 +54,8 @@ class WsSession::ReadySink : public hub::Sink {
   const std::weak_ptr<WsSession> session_;
 };
 
-WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state)
-    : ws_(std::move(stream)), state_(std::move(state)), timer_(ws_.get_executor()) {
+WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop)
+    : ws_(std::move(stream)), state_(std::move(state)), loop_(loop), timer_(ws_.get_executor()) {
   beast::error_code ec;
   auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
   peer_ = ec ? "?" : absl::StrCat(peer.address().to_string(), ":", peer.port());
@@ -111,15 +111,15 @@ void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::str
   if (!channels.empty() || !patterns.empty()) Subscribe(std::move(channels), std::move(patterns));
 }
 
-void WsSession::NotifyReady() {
-  asio::post(ws_.get_executor(), [self = shared_from_this()] {
-    if (self->phase_ != Phase::kOpen) return;
-    // A closed subscriber is acted on at once, even with writes pending: a slow
-    // consumer's socket is exactly the one whose writes do not finish.
-    if (!self->subscriber_->status().ok()) return self->OnHubClosed();
-    self->hub_ready_ = true;
-    self->Pump();
-  });
+void WsSession::NotifyReady() { loop_->MarkReady(shared_from_this()); }
+
+void WsSession::OnHubReady() {
+  if (phase_ != Phase::kOpen) return;
+  // A closed subscriber is acted on at once, even with writes pending: a slow consumer's
+  // socket is exactly the one whose writes do not finish.
+  if (!subscriber_->status().ok()) return OnHubClosed();
+  hub_ready_ = true;
+  Pump();
 }
 
 void WsSession::GoAway() {
@@ -282,10 +282,8 @@ void WsSession::Pump() {
     }
     if (!Flush()) return;
   }
-  // More is queued: the other handlers waiting for this thread go first.
-  if (phase_ == Phase::kOpen && hub_ready_ && !writing_) {
-    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->Pump(); });
-  }
+  // More is queued: the other sessions waiting for this thread go first.
+  if (phase_ == Phase::kOpen && hub_ready_ && !writing_) loop_->MarkReady(shared_from_this());
 }
 
 void WsSession::Append(hub::Event& event) {

@@ -17,13 +17,14 @@
 #include "bridge/ws/client_frame.h"
 #include "bridge/ws/coalescing_stream.h"
 #include "bridge/ws/error_code.h"
+#include "bridge/ws/loop.h"
 #include "bridge/ws/server_state.h"
 
 namespace bridge::ws {
 
 // One browser's WebSocket: reads its JSON commands, and writes the events of its hub
 // subscriber. Owns itself through the handlers bound to shared_from_this(); lives on the
-// strand its socket was accepted on, and every member is touched only there.
+// loop (I/O thread) its socket was accepted on, and every member is touched only there.
 //
 // Back-pressure: events stay in the hub's bounded queue until the previous batch is on
 // the wire, so that the hub's slow-consumer policy, not this session, decides what a
@@ -33,7 +34,8 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   using Stream = boost::beast::websocket::stream<CoalescingStream>;
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state);
+  // `stream` belongs to `loop`'s io_context.
+  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop);
   ~WsSession();
   WsSession(const WsSession&) = delete;
   WsSession& operator=(const WsSession&) = delete;
@@ -43,6 +45,8 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
 
   // From any thread. The hub has events for this session.
   void NotifyReady();
+  // On the session's loop, after NotifyReady: writes the events.
+  void OnHubReady();
   // From any thread. Closes with 1001 (going away), as at shutdown.
   void GoAway();
   // From any thread. Cuts the TCP connection without a close handshake.
@@ -94,6 +98,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
 
   Stream ws_;
   const std::shared_ptr<ServerState> state_;
+  Loop* const loop_;
   std::string peer_;
   Phase phase_ = Phase::kHandshake;
 

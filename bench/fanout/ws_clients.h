@@ -13,8 +13,9 @@
 
 namespace bridge::bench {
 
-// N WebSocket connections (Boost.Beast) to a server speaking Bridge's JSON protocol:
-// each sends {"op":"subscribe","channels":[...]} and reads message frames. Connections are
+// N WebSocket connections to a server speaking Bridge's JSON protocol: each opens with
+// Boost.Beast, sends {"op":"subscribe","channels":[...]}, then reads the frames straight
+// off its socket (WsFrameReader), answering pings. Connections are
 // opened `concurrency` at a time so a 10k ramp does not overflow the listen backlog.
 class WsClients : public Clients {
  public:

@@ -10,6 +10,9 @@
 namespace bridge::grpc_frontend {
 namespace {
 
+// Events taken from the hub at a time; all but the last are written with a buffer hint.
+constexpr size_t kBatch = 32;
+
 // A reactor for a stream refused before it began.
 class RefusedReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer> {
  public:
@@ -68,39 +71,62 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
 SubscribeReactor::SubscribeReactor(hub::Hub* hub) : hub_(hub) {}
 
 void SubscribeReactor::OnReady() {
-  absl::MutexLock lock(&mu_);
-  PumpLocked();
+  const ::grpc::ByteBuffer* next = nullptr;
+  ::grpc::WriteOptions options;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!NextWriteLocked(&next, &options)) return;
+  }
+  StartWrite(next, options);
 }
 
-void SubscribeReactor::PumpLocked() {
-  if (writing_ || finish_.has_value()) return;
-  switch (subscriber_->Pop(&in_flight_)) {
-    case hub::Subscriber::PopResult::kEmpty:
-      return;
-    case hub::Subscriber::PopResult::kClosed:
-      return FinishLocked(ToGrpcStatus(subscriber_->status()));
-    case hub::Subscriber::PopResult::kEvent:
-      break;
+bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
+                                       ::grpc::WriteOptions* options) {
+  if (writing_ || finish_.has_value()) return false;
+  if (batch_next_ == batch_.size()) {
+    batch_.clear();
+    batch_next_ = 0;
+    switch (subscriber_->PopMany(&batch_, kBatch)) {
+      case hub::Subscriber::PopResult::kEmpty:
+        // A burst's batch is not kept by a stream that goes quiet.
+        if (batch_.capacity() > kBatch / 4) std::vector<hub::Event>().swap(batch_);
+        return false;
+      case hub::Subscriber::PopResult::kClosed:
+        FinishLocked(ToGrpcStatus(subscriber_->status()));
+        return false;
+      case hub::Subscriber::PopResult::kEvent:
+        break;
+    }
   }
+  in_flight_ = std::move(batch_[batch_next_++]);
   writing_ = true;
+  // More of the batch follows at once: gRPC may hold this message back (and completes the
+  // write at once) until the last one, which goes out with all of them in one send.
+  if (batch_next_ < batch_.size()) options->set_buffer_hint();
   if (in_flight_.type == hub::Event::Type::kMessage) {
-    StartWrite(&EncodeMessage(*in_flight_.message));
+    *next = &EncodeMessage(*in_flight_.message);
   } else {
     control_buffer_ = EncodeControl(in_flight_);
-    StartWrite(&control_buffer_);
+    *next = &control_buffer_;
   }
+  return true;
 }
 
 void SubscribeReactor::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
-  writing_ = false;
-  in_flight_ = hub::Event();
-  if (!ok) {
-    // The stream is broken (the client went away); OnCancel usually says so too.
-    return FinishLocked(::grpc::Status(::grpc::StatusCode::CANCELLED, "stream broken"));
+  const ::grpc::ByteBuffer* next = nullptr;
+  ::grpc::WriteOptions options;
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    in_flight_ = hub::Event();
+    if (!ok) {
+      // The stream is broken (the client went away); OnCancel usually says so too.
+      return FinishLocked(::grpc::Status(::grpc::StatusCode::CANCELLED, "stream broken"));
+    }
+    if (finish_.has_value()) return FinishLocked(*finish_);
+    if (!NextWriteLocked(&next, &options)) return;
   }
-  if (finish_.has_value()) return FinishLocked(*finish_);
-  PumpLocked();
+  StartWrite(next, options);
 }
 
 void SubscribeReactor::OnCancel() {

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -13,6 +14,9 @@
 namespace bridge::grpc_frontend {
 
 // One Subscribe stream: a hub subscriber whose events it writes, one write in flight.
+// Events are taken from the hub a batch at a time and written with gRPC's buffer hint on
+// all but the last, so that a batch leaves in one transport write. StartWrite is called
+// outside the lock: gRPC may run OnWriteDone before StartWrite returns.
 //
 // Owns itself: Start() makes it and keeps a reference to itself until gRPC calls
 // OnDone; the hub holds another (as the subscriber's Sink) until Hub::Disconnect.
@@ -37,8 +41,10 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
   void OnDone() override;
 
  private:
-  // Starts the next write if none is in flight and one is queued.
-  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the next event to write, if none is in flight and one is queued: true with the
+  // bytes and options for StartWrite, which the caller makes once the lock is released.
+  bool NextWriteLocked(const ::grpc::ByteBuffer** next, ::grpc::WriteOptions* options)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Decides the one Finish of the RPC; sent once no write is in flight.
   void FinishLocked(::grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -49,6 +55,9 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
 
   absl::Mutex mu_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // Taken from the hub, written from batch_next_ on.
+  std::vector<hub::Event> batch_ ABSL_GUARDED_BY(mu_);
+  size_t batch_next_ ABSL_GUARDED_BY(mu_) = 0;
   // The event being written: it keeps the shared message (and its bytes) alive.
   hub::Event in_flight_ ABSL_GUARDED_BY(mu_);
   ::grpc::ByteBuffer control_buffer_ ABSL_GUARDED_BY(mu_);

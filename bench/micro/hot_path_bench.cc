@@ -71,6 +71,39 @@ void BM_HubFanout(benchmark::State& state) {
 }
 BENCHMARK(BM_HubFanout)->Arg(1)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
+// N subscribers joining one live channel, then leaving it, as browsers do after a
+// deploy: the cost per join and per leave of rebuilding the channel's subscriber list.
+void BM_HubJoinLeave(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  FakeUpstream upstream;
+  Hub hub(HubOptions{}, &upstream);
+  upstream.Connect(1);
+  // One subscriber keeps the channel live, so every join is a join to a live list.
+  auto anchor = hub.Connect(std::make_shared<NullSink>(), SubscriberOptions{});
+  if (!anchor.ok() || !hub.Subscribe(*anchor, {"c"}, {}).ok()) {
+    state.SkipWithError("subscribe failed");
+    return;
+  }
+  upstream.ConfirmAll();
+  std::vector<std::shared_ptr<Subscriber>> subs;
+  for (int i = 0; i < n; ++i) {
+    auto s = hub.Connect(std::make_shared<NullSink>(), SubscriberOptions{});
+    if (!s.ok()) {
+      state.SkipWithError("connect failed");
+      return;
+    }
+    subs.push_back(*s);
+  }
+  for (auto _ : state) {
+    for (auto& s : subs) benchmark::DoNotOptimize(hub.Subscribe(s, {"c"}, {}));
+    for (auto& s : subs) hub.Unsubscribe(s, {"c"}, {});
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  for (auto& s : subs) hub.Disconnect(s);
+  hub.Disconnect(*anchor);
+}
+BENCHMARK(BM_HubJoinLeave)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
 // One subscriber queue: push a shared message, pop it.
 void BM_SubscriberPushPop(benchmark::State& state) {
   Subscriber s(std::make_shared<NullSink>(), SubscriberOptions{});

@@ -9,18 +9,6 @@
 namespace bridge::hub {
 namespace {
 
-// Returns `list` without `s`, or null if `s` was not in it.
-std::shared_ptr<const std::vector<std::shared_ptr<Subscriber>>> Without(
-    const std::vector<std::shared_ptr<Subscriber>>& list, const std::shared_ptr<Subscriber>& s) {
-  auto it = std::find(list.begin(), list.end(), s);
-  if (it == list.end()) return nullptr;
-  auto out = std::make_shared<std::vector<std::shared_ptr<Subscriber>>>();
-  out->reserve(list.size() - 1);
-  out->insert(out->end(), list.begin(), it);
-  out->insert(out->end(), it + 1, list.end());
-  return out;
-}
-
 void AddNotify(std::shared_ptr<Sink> sink, std::vector<std::shared_ptr<Sink>>* notify) {
   if (sink != nullptr) notify->push_back(std::move(sink));
 }
@@ -132,8 +120,7 @@ void Hub::Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects
   if (s->topics().contains(topic)) {
     // Asked again: confirm again if live; a pending one will be confirmed anyway.
     TopicState* t = Find(topic);
-    if (t != nullptr && t->upstream == UpstreamState::kLive &&
-        std::find(t->live->begin(), t->live->end(), s) != t->live->end()) {
+    if (t != nullptr && t->upstream == UpstreamState::kLive && t->live->Contains(s.get())) {
       AddNotify(s->PushControl(Event::Subscribed(topic)), &fx->notify);
     }
     return;
@@ -143,9 +130,7 @@ void Hub::Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects
   TopicState& t = it->second;
   if (inserted) t.topic = topic;
   if (connected_ && t.upstream == UpstreamState::kLive) {
-    auto next = std::make_shared<SubscriberList>(*t.live);
-    next->push_back(s);
-    t.live = std::move(next);
+    t.live = t.live->With(s);
     AddNotify(s->PushControl(Event::Subscribed(topic)), &fx->notify);
     return;
   }
@@ -158,7 +143,7 @@ void Hub::Leave(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effect
   s->Purge(topic);
   TopicState* t = Find(topic);
   if (t == nullptr) return;
-  if (auto next = Without(*t->live, s)) {
+  if (auto next = t->live->Without(s.get())) {
     t->live = std::move(next);
   } else {
     t->waiting.erase(std::remove(t->waiting.begin(), t->waiting.end(), s), t->waiting.end());
@@ -243,19 +228,15 @@ void Hub::OnSubscribeConfirmed(const Topic& topic) {
     if (t == nullptr || t->upstream != UpstreamState::kSubscribing) return;
     t->upstream = UpstreamState::kLive;
     if (t->owes_reconnect_gap) {
-      for (const auto& s : *t->live) {
+      t->live->ForEach([&](const std::shared_ptr<Subscriber>& s) {
         AddNotify(s->PushControl(Event::Gap(topic, kGapRedisReconnect, 0)), &fx.notify);
-      }
+      });
       SetOwesGap(t, false);
     }
     if (!t->waiting.empty()) {
-      auto next = std::make_shared<SubscriberList>(*t->live);
-      for (auto& s : t->waiting) {
-        AddNotify(s->PushControl(Event::Subscribed(topic)), &fx.notify);
-        next->push_back(std::move(s));
-      }
+      for (auto& s : t->waiting) AddNotify(s->PushControl(Event::Subscribed(topic)), &fx.notify);
+      t->live = t->live->WithAll(std::move(t->waiting));
       t->waiting.clear();
-      t->live = std::move(next);
     }
     Reconcile(t, &fx);
   }
@@ -275,7 +256,7 @@ void Hub::OnUnsubscribeConfirmed(const Topic& topic) {
 }
 
 void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_view payload) {
-  std::shared_ptr<const SubscriberList> targets;
+  std::shared_ptr<const LiveList> targets;
   uint64_t seq;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -292,9 +273,9 @@ void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_vi
   auto message = std::make_shared<const Message>(std::string(channel),
                                                  topic.is_pattern() ? topic.name : std::string(),
                                                  std::string(payload), seq);
-  for (const auto& s : *targets) {
+  targets->ForEach([&](const std::shared_ptr<Subscriber>& s) {
     if (auto sink = s->PushMessage(message)) sink->OnReady();
-  }
+  });
 }
 
 void Hub::Publish(std::string channel, std::string payload, Upstream::PublishCallback done) {

@@ -15,6 +15,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "bridge/hub/live_list.h"
 #include "bridge/hub/sink.h"
 #include "bridge/hub/subscriber.h"
 #include "bridge/hub/topic.h"
@@ -108,7 +109,7 @@ class Hub : public UpstreamListener {
     std::atomic<uint64_t> seq{0};
     // Subscribers that receive messages. Replaced, never changed in place, so the
     // fan-out reads a snapshot without holding the lock.
-    std::shared_ptr<const SubscriberList> live = std::make_shared<const SubscriberList>();
+    std::shared_ptr<const LiveList> live = std::make_shared<const LiveList>();
     // Subscribers waiting for the upstream's confirmation.
     SubscriberList waiting;
     UpstreamState upstream = UpstreamState::kIdle;

@@ -71,6 +71,10 @@ void Listener::OnAccept(Loop* loop, beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  // Frames go out when written, not held back for the peer's ACK of the previous one:
+  // CoalescingStream already puts what is queued into one send.
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
   std::make_shared<HttpSession>(std::move(socket), state_, loop)->Run();
   next_loop_ = (next_loop_ + 1) % loops_.size();
   DoAccept();

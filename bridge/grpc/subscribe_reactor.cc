@@ -101,8 +101,11 @@ bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
   in_flight_ = std::move(batch_[batch_next_++]);
   writing_ = true;
   // More of the batch follows at once: gRPC may hold this message back (and completes the
-  // write at once) until the last one, which goes out with all of them in one send.
-  if (batch_next_ < batch_.size()) options->set_buffer_hint();
+  // write at once) until the last one, which goes out with all of them in one send. Never
+  // the first write: it carries the response headers, and a hinted write's completion
+  // waits for them to be sent, which nothing would start.
+  if (headers_sent_ && batch_next_ < batch_.size()) options->set_buffer_hint();
+  headers_sent_ = true;
   if (in_flight_.type == hub::Event::Type::kMessage) {
     *next = &EncodeMessage(*in_flight_.message);
   } else {

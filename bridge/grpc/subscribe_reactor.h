@@ -58,6 +58,8 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
   // Taken from the hub, written from batch_next_ on.
   std::vector<hub::Event> batch_ ABSL_GUARDED_BY(mu_);
   size_t batch_next_ ABSL_GUARDED_BY(mu_) = 0;
+  // The first write (which carries the response headers) has been started.
+  bool headers_sent_ ABSL_GUARDED_BY(mu_) = false;
   // The event being written: it keeps the shared message (and its bytes) alive.
   hub::Event in_flight_ ABSL_GUARDED_BY(mu_);
   ::grpc::ByteBuffer control_buffer_ ABSL_GUARDED_BY(mu_);

@@ -106,6 +106,19 @@ TEST_F(GrpcBridgeTest, PatternsAndChannelsInOneRequest) {
   EXPECT_EQ(events[3].message().pattern(), "");
 }
 
+// A stream whose topics are all live already gets its Subscribed events together, in one
+// batch: the first of them, which carries the response headers, must still go out at once.
+TEST_F(GrpcBridgeTest, TopicsAlreadyLiveAreConfirmedTogether) {
+  StartApp();
+  StreamReader first(channel_, Channels({"plain", "other"}, {"news.*"}));
+  ASSERT_TRUE(first.WaitSubscribed(3));
+  StreamReader second(channel_, Channels({"plain", "other"}, {"news.*"}));
+  ASSERT_TRUE(second.WaitSubscribed(3));
+  EXPECT_EQ(redis_.Publish("plain", "p"), 1);
+  ASSERT_TRUE(second.WaitForEvents(4));
+  EXPECT_EQ(second.events()[3].message().payload(), "p");
+}
+
 TEST_F(GrpcBridgeTest, PublishRpcAndRedisCliBothReachSubscribers) {
   StartApp();
   StreamReader r(channel_, Channels({"mixed"}));

@@ -29,6 +29,22 @@ class NullSink : public Sink {
 
 std::string Payload(size_t n) { return std::string(n, 'p'); }
 
+// N subscribers of `hub`, each subscribed to `channels`; empty (and the benchmark marked
+// failed) if the hub refuses one.
+std::vector<std::shared_ptr<Subscriber>> ConnectMany(benchmark::State& state, Hub& hub, int n,
+                                                     const std::vector<std::string>& channels) {
+  std::vector<std::shared_ptr<Subscriber>> subs;
+  for (int i = 0; i < n; ++i) {
+    auto s = hub.Connect(std::make_shared<NullSink>(), SubscriberOptions{});
+    if (!s.ok() || !hub.Subscribe(*s, channels, {}).ok()) {
+      state.SkipWithError("connect or subscribe failed");
+      return {};
+    }
+    subs.push_back(*s);
+  }
+  return subs;
+}
+
 // One message from the upstream to N subscribers, each of which then takes it from its
 // queue, as a front end would: the cost per delivery of the hub's part.
 void BM_HubFanout(benchmark::State& state) {
@@ -36,19 +52,8 @@ void BM_HubFanout(benchmark::State& state) {
   FakeUpstream upstream;
   Hub hub(HubOptions{}, &upstream);
   upstream.Connect(1);
-  std::vector<std::shared_ptr<Subscriber>> subs;
-  for (int i = 0; i < n; ++i) {
-    auto s = hub.Connect(std::make_shared<NullSink>(), SubscriberOptions{});
-    if (!s.ok()) {
-      state.SkipWithError("connect failed");
-      return;
-    }
-    if (!hub.Subscribe(*s, {"c"}, {}).ok()) {
-      state.SkipWithError("subscribe failed");
-      return;
-    }
-    subs.push_back(*s);
-  }
+  std::vector<std::shared_ptr<Subscriber>> subs = ConnectMany(state, hub, n, {"c"});
+  if (subs.empty()) return;
   upstream.ConfirmAll();
   Event e;
   for (auto& s : subs) {
@@ -79,28 +84,18 @@ void BM_HubJoinLeave(benchmark::State& state) {
   Hub hub(HubOptions{}, &upstream);
   upstream.Connect(1);
   // One subscriber keeps the channel live, so every join is a join to a live list.
-  auto anchor = hub.Connect(std::make_shared<NullSink>(), SubscriberOptions{});
-  if (!anchor.ok() || !hub.Subscribe(*anchor, {"c"}, {}).ok()) {
-    state.SkipWithError("subscribe failed");
-    return;
-  }
+  std::vector<std::shared_ptr<Subscriber>> anchor = ConnectMany(state, hub, 1, {"c"});
+  if (anchor.empty()) return;
   upstream.ConfirmAll();
-  std::vector<std::shared_ptr<Subscriber>> subs;
-  for (int i = 0; i < n; ++i) {
-    auto s = hub.Connect(std::make_shared<NullSink>(), SubscriberOptions{});
-    if (!s.ok()) {
-      state.SkipWithError("connect failed");
-      return;
-    }
-    subs.push_back(*s);
-  }
+  std::vector<std::shared_ptr<Subscriber>> subs = ConnectMany(state, hub, n, {});
+  if (subs.empty()) return;
   for (auto _ : state) {
     for (auto& s : subs) benchmark::DoNotOptimize(hub.Subscribe(s, {"c"}, {}));
     for (auto& s : subs) hub.Unsubscribe(s, {"c"}, {});
   }
   state.SetItemsProcessed(state.iterations() * n);
   for (auto& s : subs) hub.Disconnect(s);
-  hub.Disconnect(*anchor);
+  hub.Disconnect(anchor.front());
 }
 BENCHMARK(BM_HubJoinLeave)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
 

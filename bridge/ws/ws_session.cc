@@ -21,7 +21,8 @@ namespace websocket = boost::beast::websocket;
 // Events taken from the hub per write round: enough to keep the socket busy, few enough
 // that a slow browser leaves the rest in the hub's bounded queue.
 constexpr size_t kBatch = 64;
-// Batches written in one turn of the strand before the session yields to the others.
+// Batches written in one turn before the session lets the other ready sessions of its
+// loop go first.
 constexpr int kRounds = 4;
 // Longest name accepted by the parser; the hub's own, usually smaller, limit decides.
 constexpr size_t kMaxParsedName = 4096;
@@ -274,8 +275,8 @@ void WsSession::Pump() {
     if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
     if (batch_.empty()) return;
     for (hub::Event& event : batch_) Append(event);
-    // A burst's batch is not kept by a session that goes quiet.
-    if (batch_.capacity() > kBatch / 4) {
+    // A burst's batch is not kept by a session that has caught up.
+    if (!hub_ready_ && batch_.capacity() > kBatch / 4) {
       std::vector<hub::Event>().swap(batch_);
     } else {
       batch_.clear();

@@ -4,6 +4,10 @@
 // ws_redis_test.cc runs the whole App next to gRPC streams.
 #include "bridge/ws/ws_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "bridge/hub/hub.h"
@@ -200,6 +205,35 @@ TEST_F(WsServerTest, SubscribeThenMessages) {
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)["data_b64"], "AP8=");
   EXPECT_EQ((*m)["seq"], 2);
+}
+
+// The server's end of a WebSocket sends at once (TCP_NODELAY): the server runs in this
+// process, so its accepted socket is among our descriptors, found by its two ports.
+TEST_F(WsServerTest, AcceptedSocketsSendWithoutDelay) {
+  Start();
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  Subscribe(*c, "x");
+  const auto client_end = beast::get_lowest_layer(c->stream()).socket().local_endpoint();
+  int found = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &fd)) continue;
+    sockaddr_in local{}, peer{};
+    socklen_t n = sizeof local, m = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != server_->port() ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0 ||
+        ntohs(peer.sin_port) != client_end.port()) {
+      continue;
+    }
+    int nodelay = 0;
+    socklen_t len = sizeof nodelay;
+    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+    EXPECT_NE(nodelay, 0);
+    ++found;
+  }
+  EXPECT_EQ(found, 1);
 }
 
 // Every length form of the frame header (7-, 16- and 64-bit) reaches the client intact,

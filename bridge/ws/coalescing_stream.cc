@@ -95,23 +95,23 @@ void CoalescingStream::AppendTextFrame(std::string_view json) {
   Batch& b = Pending();
   const size_t before = b.bytes.size();
   AppendWireTextFrame(&b.bytes, json);
-  const size_t n = b.bytes.size() - before;
-  // Copied bytes extend the last segment when that one is copied bytes too.
-  if (!b.segments.empty() && b.segments.back().data == nullptr) {
-    b.segments.back().size += n;
-  } else {
-    b.segments.push_back({nullptr, nullptr, before, n});
-  }
+  NoteCopied(b, before);
 }
 
 void CoalescingStream::AppendCopy(std::string_view bytes) {
   Batch& b = Pending();
   const size_t before = b.bytes.size();
   b.bytes.append(bytes);
+  NoteCopied(b, before);
+}
+
+void CoalescingStream::NoteCopied(Batch& b, size_t before) {
+  const size_t n = b.bytes.size() - before;
+  // Copied bytes extend the last segment when that one is copied bytes too.
   if (!b.segments.empty() && b.segments.back().data == nullptr) {
-    b.segments.back().size += bytes.size();
+    b.segments.back().size += n;
   } else {
-    b.segments.push_back({nullptr, nullptr, before, bytes.size()});
+    b.segments.push_back({nullptr, nullptr, before, n});
   }
 }
 

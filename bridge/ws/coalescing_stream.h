@@ -143,6 +143,8 @@ class CoalescingStream {
 
  private:
   void AppendCopy(std::string_view bytes);
+  // Accounts for the bytes appended to b.bytes from `before` on.
+  void NoteCopied(Batch& b, size_t before);
   Batch& Pending();
   // Writes the sending batch, then the pending ones, until all is written or the stream
   // fails (true) or the socket takes no more (false).

@@ -48,7 +48,11 @@ class WsSession::ReadySink : public hub::Sink {
  public:
   explicit ReadySink(std::weak_ptr<WsSession> session) : session_(std::move(session)) {}
   void OnReady() override {
-    if (auto s = session_.lock()) s->NotifyReady();
+    // The reference taken here is the one the loop's ready list keeps.
+    if (auto s = session_.lock()) {
+      Loop* loop = s->loop_;
+      loop->MarkReady(std::move(s));
+    }
   }
 
  private:
@@ -111,8 +115,6 @@ void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::str
   BRIDGE_LOG(Debug, "ws %s: open", peer_);
   if (!channels.empty() || !patterns.empty()) Subscribe(std::move(channels), std::move(patterns));
 }
-
-void WsSession::NotifyReady() { loop_->MarkReady(shared_from_this()); }
 
 void WsSession::OnHubReady() {
   if (phase_ != Phase::kOpen) return;

@@ -43,9 +43,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   // Completes the upgrade of `request`, then subscribes to the topics the URL named.
   void Run(Request request, std::vector<std::string> channels, std::vector<std::string> patterns);
 
-  // From any thread. The hub has events for this session.
-  void NotifyReady();
-  // On the session's loop, after NotifyReady: writes the events.
+  // On the session's loop, once the hub said it has events for it: writes them.
   void OnHubReady();
   // From any thread. Closes with 1001 (going away), as at shutdown.
   void GoAway();

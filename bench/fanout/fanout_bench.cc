@@ -69,6 +69,8 @@ double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 struct CpuSample {
   double target = 0, redis = 0, own = 0;
+  // Of target + redis, the seconds spent in the kernel.
+  double server_kernel = 0;
   int64_t target_switches = 0;
   uint64_t wall_ns = 0;
 };
@@ -78,8 +80,13 @@ CpuSample SampleCpu(pid_t target, pid_t redis) {
   s.wall_ns = NowNs();
   const ProcSample t = SampleProcess(target);
   s.target = t.cpu_seconds;
+  s.server_kernel = t.kernel_seconds;
   s.target_switches = t.context_switches;
-  if (redis != target) s.redis = SampleProcess(redis).cpu_seconds;
+  if (redis != target) {
+    const ProcSample r = SampleProcess(redis);
+    s.redis = r.cpu_seconds;
+    s.server_kernel += r.kernel_seconds;
+  }
   s.own = OwnCpuSeconds();
   return s;
 }
@@ -278,6 +285,12 @@ int Main() {
       out["redis_cpu_s"] = redis_cpu;
       out["server_cpu_us_per_delivery"] =
           delivered > 0 ? server_cpu * 1e6 / static_cast<double>(delivered) : 0;
+      // The kernel's share: on loopback it includes the receiving side's TCP processing,
+      // which runs in the sender's softirq.
+      out["server_kernel_us_per_delivery"] =
+          delivered > 0
+              ? (c1.server_kernel - c0.server_kernel) * 1e6 / static_cast<double>(delivered)
+              : 0;
       out["generator_cpu_s"] = own_cpu;
       out["target_context_switches_per_delivery"] =
           delivered > 0 ? static_cast<double>(c1.target_switches - c0.target_switches) /

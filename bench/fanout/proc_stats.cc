@@ -30,6 +30,7 @@ ProcSample SampleProcess(pid_t pid) {
   }
   const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   s.cpu_seconds = static_cast<double>(utime + stime) / tick;
+  s.kernel_seconds = static_cast<double>(stime) / tick;
   std::ifstream status(dir + "/status");
   while (std::getline(status, line)) {
     auto value = [&](const char* key) -> int64_t {

@@ -11,9 +11,10 @@ namespace bridge::bench {
 // process that is gone reads as all zeros with ok = false.
 struct ProcSample {
   bool ok = false;
-  double cpu_seconds = 0;   // utime + stime
-  int64_t rss_kb = 0;       // VmRSS
-  int64_t peak_rss_kb = 0;  // VmHWM
+  double cpu_seconds = 0;     // utime + stime
+  double kernel_seconds = 0;  // stime: the part spent in the kernel (syscalls, softirqs)
+  int64_t rss_kb = 0;         // VmRSS
+  int64_t peak_rss_kb = 0;    // VmHWM
   int threads = 0;
   // Voluntary + involuntary, summed over the live threads: a thread hop per delivery
   // shows up here.

@@ -11,7 +11,7 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* BridgeService::Subscribe(
     ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) {
-  return SubscribeReactor::Start(hub_, subscriber_, context, request);
+  return SubscribeReactor::Start(hub_, &pump_, subscriber_, context, request);
 }
 
 ::grpc::ServerUnaryReactor* BridgeService::Publish(::grpc::CallbackServerContext* context,

@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "bridge/grpc/write_pump.h"
 #include "bridge/hub/hub.h"
 #include "bridge/v1/bridge.grpc.pb.h"
 
@@ -27,6 +28,7 @@ class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
  private:
   hub::Hub* const hub_;
   const hub::SubscriberOptions subscriber_;
+  WritePump pump_;
 };
 
 }  // namespace bridge::grpc_frontend

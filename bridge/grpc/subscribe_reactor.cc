@@ -38,8 +38,8 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
 }  // namespace
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeReactor::Start(
-    hub::Hub* hub, const hub::SubscriberOptions& options, ::grpc::CallbackServerContext* context,
-    const ::grpc::ByteBuffer* raw_request) {
+    hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw_request) {
   v1::SubscribeRequest request;
   absl::Status st = ParseRequest(raw_request, &request);
   if (st.ok() &&
@@ -52,7 +52,7 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));
   }
-  auto reactor = std::make_shared<SubscribeReactor>(hub);
+  auto reactor = std::make_shared<SubscribeReactor>(hub, pump);
   absl::StatusOr<std::shared_ptr<hub::Subscriber>> subscriber = hub->Connect(reactor, options);
   if (!subscriber.ok()) return new RefusedReactor(ToGrpcStatus(subscriber.status()));
   reactor->subscriber_ = *std::move(subscriber);
@@ -68,9 +68,11 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   return reactor.get();
 }
 
-SubscribeReactor::SubscribeReactor(hub::Hub* hub) : hub_(hub) {}
+SubscribeReactor::SubscribeReactor(hub::Hub* hub, WritePump* pump) : hub_(hub), pump_(pump) {}
 
-void SubscribeReactor::OnReady() {
+void SubscribeReactor::OnReady() { pump_->Add(shared_from_this()); }
+
+void SubscribeReactor::WriteNext() {
   const ::grpc::ByteBuffer* next = nullptr;
   ::grpc::WriteOptions options;
   {

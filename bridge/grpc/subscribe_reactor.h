@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "bridge/grpc/write_pump.h"
 #include "bridge/hub/hub.h"
 
 namespace bridge::grpc_frontend {
@@ -16,24 +17,30 @@ namespace bridge::grpc_frontend {
 // One Subscribe stream: a hub subscriber whose events it writes, one write in flight.
 // Events are taken from the hub a batch at a time and written with gRPC's buffer hint on
 // all but the last, so that a batch leaves in one transport write. StartWrite is called
-// outside the lock: gRPC may run OnWriteDone before StartWrite returns.
+// outside the lock: gRPC may run OnWriteDone before StartWrite returns. The hub's wake-up
+// (OnReady) hands the stream to the WritePump, whose thread starts the first write of a
+// burst; OnWriteDone, on gRPC's threads, starts the ones after it.
 //
 // Owns itself: Start() makes it and keeps a reference to itself until gRPC calls
-// OnDone; the hub holds another (as the subscriber's Sink) until Hub::Disconnect.
+// OnDone; the hub holds another (as the subscriber's Sink) until Hub::Disconnect, and the
+// pump one while the stream is listed.
 class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
                          public hub::Sink,
+                         public WritePump::Writer,
                          public std::enable_shared_from_this<SubscribeReactor> {
  public:
   // Connects a subscriber for the request's channels and patterns, or finishes at once
   // with the error. Returns the reactor for gRPC to drive.
   static ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Start(
-      hub::Hub* hub, const hub::SubscriberOptions& options, ::grpc::CallbackServerContext* context,
-      const ::grpc::ByteBuffer* request);
+      hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
+      ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request);
 
-  explicit SubscribeReactor(hub::Hub* hub);
+  SubscribeReactor(hub::Hub* hub, WritePump* pump);
 
-  // hub::Sink.
-  void OnReady() override ABSL_LOCKS_EXCLUDED(mu_);
+  // hub::Sink: lists the stream with the pump.
+  void OnReady() override;
+  // WritePump::Writer.
+  void WriteNext() override ABSL_LOCKS_EXCLUDED(mu_);
 
   // ServerWriteReactor.
   void OnWriteDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -49,6 +56,7 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
   void FinishLocked(::grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   hub::Hub* const hub_;
+  WritePump* const pump_;
   std::shared_ptr<hub::Subscriber> subscriber_;
   // Kept alive by gRPC's calls into this object until OnDone drops it.
   std::shared_ptr<SubscribeReactor> self_;

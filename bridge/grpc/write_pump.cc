@@ -6,6 +6,9 @@
 
 namespace bridge::grpc_frontend {
 
+// A burst's round is not kept once it is over; this many entries are.
+constexpr size_t kKeptRound = 1024;
+
 WritePump::WritePump() : thread_([this] { Run(); }) {
   pthread_setname_np(thread_.native_handle(), "bridge-grpc-wr");
 }
@@ -24,7 +27,7 @@ void WritePump::Add(std::shared_ptr<Writer> writer) {
 }
 
 void WritePump::Run() {
-  // Swapped with the listed writers each round, so that both vectors keep their capacity.
+  // Swapped with the listed writers each round, so that neither reallocates under load.
   std::vector<std::shared_ptr<Writer>> round;
   for (;;) {
     {
@@ -37,6 +40,7 @@ void WritePump::Run() {
     }
     for (auto& writer : round) writer->WriteNext();
     round.clear();
+    if (round.capacity() > kKeptRound) std::vector<std::shared_ptr<Writer>>().swap(round);
   }
 }
 

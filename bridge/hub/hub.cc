@@ -118,9 +118,11 @@ void Hub::Disconnect(const std::shared_ptr<Subscriber>& subscriber) {
 
 void Hub::Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects* fx) {
   if (s->topics().contains(topic)) {
-    // Asked again: confirm again if live; a pending one will be confirmed anyway.
+    // Asked again: confirm again if live; a pending one will be confirmed anyway. While a
+    // topic is live, every subscriber holding it is in its live list (the waiting ones
+    // join it on the confirmation).
     TopicState* t = Find(topic);
-    if (t != nullptr && t->upstream == UpstreamState::kLive && t->live->Contains(s.get())) {
+    if (t != nullptr && t->upstream == UpstreamState::kLive) {
       AddNotify(s->PushControl(Event::Subscribed(topic)), &fx->notify);
     }
     return;
@@ -140,8 +142,12 @@ void Hub::Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects
 
 void Hub::Leave(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects* fx) {
   if (s->topics().erase(topic) == 0) return;
-  s->Purge(topic);
   TopicState* t = Find(topic);
+  // A fan-out of this topic that took its list before this leave may still be pushing.
+  const uint64_t started = fanouts_started_.load(std::memory_order_relaxed);
+  const bool running = fanouts_done_.load(std::memory_order_acquire) != started && t != nullptr &&
+                       fanout_topic_.load(std::memory_order_relaxed) == t;
+  s->Purge(topic, running ? started : 0);
   if (t == nullptr) return;
   if (auto next = t->live->Without(s.get())) {
     t->live = std::move(next);
@@ -258,6 +264,7 @@ void Hub::OnUnsubscribeConfirmed(const Topic& topic) {
 void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_view payload) {
   std::shared_ptr<const LiveList> targets;
   uint64_t seq;
+  uint64_t fanout;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto& map = topic.kind == TopicKind::kPattern ? patterns_ : channels_;
@@ -269,13 +276,18 @@ void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_vi
     targets = it->second.live;
     // Messages arrive from one thread only, so a reader lock suffices to order seq.
     seq = it->second.seq.fetch_add(1, std::memory_order_relaxed) + 1;
+    // Numbered under the lock: a leave sees it once the list it snapshots is taken.
+    fanout = fanouts_started_.load(std::memory_order_relaxed) + 1;
+    fanouts_started_.store(fanout, std::memory_order_relaxed);
+    fanout_topic_.store(&it->second, std::memory_order_relaxed);
   }
   auto message = std::make_shared<const Message>(std::string(channel),
                                                  topic.is_pattern() ? topic.name : std::string(),
                                                  std::string(payload), seq);
   targets->ForEach([&](const std::shared_ptr<Subscriber>& s) {
-    if (auto sink = s->PushMessage(message)) sink->OnReady();
+    if (auto sink = s->PushMessage(message, fanout)) sink->OnReady();
   });
+  fanouts_done_.store(fanout, std::memory_order_release);
 }
 
 void Hub::Publish(std::string channel, std::string payload, Upstream::PublishCallback done) {

@@ -154,6 +154,13 @@ class Hub : public UpstreamListener {
   // Topics with owes_reconnect_gap set.
   size_t owing_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Fan-outs (OnMessage) started and finished, numbered from 1; written by the upstream's
+  // thread only, the start under a reader lock, so a leave (under the writer lock) knows
+  // whether one is running with a list taken before it, and of which topic.
+  std::atomic<uint64_t> fanouts_started_{0};
+  std::atomic<uint64_t> fanouts_done_{0};
+  // The topic of the last fan-out started; compared, never followed.
+  std::atomic<const TopicState*> fanout_topic_{nullptr};
 
   // Orders health reports so that the last one made is the current state.
   absl::Mutex health_mu_ ABSL_ACQUIRED_AFTER(mu_);

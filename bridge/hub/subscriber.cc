@@ -21,9 +21,20 @@ std::shared_ptr<Sink> Subscriber::ArmedSinkLocked() {
   return sink_;
 }
 
-std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Message>& message) {
+std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Message>& message,
+                                              uint64_t fanout) {
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return nullptr;
+  if (!stale_.empty()) {
+    // Fan-outs run one after another: once a later one reaches this subscriber, the ones
+    // that could carry a left topic's messages are over.
+    if (fanout > stale_max_) {
+      stale_.clear();
+    } else if (auto it = stale_.find(message->topic());
+               it != stale_.end() && fanout <= it->second) {
+      return nullptr;
+    }
+  }
   const size_t cost = CostOf(*message);
   auto full = [&] {
     return queued_messages_ >= options_.max_queued_messages ||
@@ -31,8 +42,15 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
   };
   if (cost > options_.max_queued_bytes) {
     // Larger than the whole byte budget: it can never be queued, and evicting the
-    // others for it would lose them too. The gap takes its place in the order.
-    PushLocked(Event::Gap(message->topic(), kGapSlowConsumer, 1));
+    // others for it would lose them too. The gap takes its place in the order; a run of
+    // them is one gap.
+    Topic topic = message->topic();
+    if (!queue_.empty() && queue_.back().type == Event::Type::kGap &&
+        queue_.back().reason == kGapSlowConsumer && queue_.back().topic == topic) {
+      ++queue_.back().dropped;
+      return nullptr;  // the gap is queued, so the sink has been told
+    }
+    PushLocked(Event::Gap(std::move(topic), kGapSlowConsumer, 1));
     return ArmedSinkLocked();
   }
   if (full()) {
@@ -78,6 +96,9 @@ std::shared_ptr<Sink> Subscriber::PushControl(Event event) {
   if (!status_.ok()) return nullptr;
   // Control events are few and small; they do not count against the bounds, so a full
   // queue never loses a Subscribed or a reconnect Gap.
+  if (event.type == Event::Type::kSubscribed && !confirming_.insert(event.topic).second) {
+    return nullptr;
+  }
   PushLocked(std::move(event));
   return ArmedSinkLocked();
 }
@@ -92,15 +113,22 @@ std::shared_ptr<Sink> Subscriber::CloseLocked(absl::Status why) {
   status_ = std::move(why);
   boost::circular_buffer<Event>().swap(queue_);
   dropped_.clear();
+  confirming_.clear();
+  stale_.clear();
   queued_messages_ = 0;
   queued_bytes_ = 0;
   armed_ = false;
   return sink_;
 }
 
-void Subscriber::Purge(const Topic& topic) {
+void Subscriber::Purge(const Topic& topic, uint64_t stale_until) {
   absl::MutexLock lock(&mu_);
   dropped_.erase(topic);
+  confirming_.erase(topic);
+  if (stale_until > 0) {
+    stale_[topic] = stale_until;
+    stale_max_ = std::max(stale_max_, stale_until);
+  }
   for (auto it = queue_.begin(); it != queue_.end();) {
     const bool match =
         it->type == Event::Type::kMessage ? it->message->topic() == topic : it->topic == topic;
@@ -132,6 +160,7 @@ bool Subscriber::TakeLocked(Event* out) {
   if (!queue_.empty() && queue_.front().type != Event::Type::kMessage) {
     *out = std::move(queue_.front());
     queue_.pop_front();
+    if (out->type == Event::Type::kSubscribed) confirming_.erase(out->topic);
     ShrinkIfEmptyLocked();
     return true;
   }

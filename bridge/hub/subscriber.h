@@ -59,12 +59,19 @@ class Subscriber {
   const SubscriberOptions& options() const { return options_; }
 
   // For the hub. Each returns the sink to notify once the caller holds no lock, or null.
-  std::shared_ptr<Sink> PushMessage(const std::shared_ptr<const Message>& message)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `fanout` numbers the hub's fan-out the message comes from (see Purge).
+  std::shared_ptr<Sink> PushMessage(const std::shared_ptr<const Message>& message,
+                                    uint64_t fanout = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // A Subscribed already queued for the topic answers a second one, which is not queued:
+  // control events do not count against the bounds, so their number must stay bounded
+  // by the topics held.
   std::shared_ptr<Sink> PushControl(Event event) ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<Sink> Close(absl::Status why) ABSL_LOCKS_EXCLUDED(mu_);
-  // Forgets queued messages and pending gaps of a topic the subscriber left.
-  void Purge(const Topic& topic) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets queued messages and pending gaps of a topic the subscriber left. A fan-out
+  // numbered up to `stale_until` may still be running from a list that includes this
+  // subscriber: its messages of the topic are refused when they arrive, so none follows
+  // the leave (0: no fan-out is running).
+  void Purge(const Topic& topic, uint64_t stale_until = 0) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the sink: after Disconnect nothing calls into the front end.
   void DetachSink() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -93,6 +100,12 @@ class Subscriber {
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Messages dropped per topic since the subscriber last took a gap for it.
   absl::flat_hash_map<Topic, uint64_t> dropped_ ABSL_GUARDED_BY(mu_);
+  // Topics with a Subscribed in queue_.
+  absl::flat_hash_set<Topic> confirming_ ABSL_GUARDED_BY(mu_);
+  // Topics left while a fan-out was running, with the last fan-out whose messages of it
+  // are refused; empty but for a moment after a leave. stale_max_ is the largest.
+  absl::flat_hash_map<Topic, uint64_t> stale_ ABSL_GUARDED_BY(mu_);
+  uint64_t stale_max_ ABSL_GUARDED_BY(mu_) = 0;
   // True when the next push must call Sink::OnReady.
   bool armed_ ABSL_GUARDED_BY(mu_) = true;
   absl::Status status_ ABSL_GUARDED_BY(mu_);

@@ -3,8 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "tests/hub/fake_upstream.h"
 
@@ -197,6 +199,76 @@ TEST_F(HubTest, ByteBoundHoldsAndOversizedMessageIsAGap) {
   EXPECT_EQ(got[1].substr(0, 8), "msg:a:2:");
   EXPECT_EQ(got[2].substr(0, 8), "msg:a:3:");
   EXPECT_EQ(got[3], "gap:a:slow_consumer:1");
+}
+
+TEST_F(HubTest, OversizedMessagesInARowAreOneGap) {
+  SubscriberOptions small;
+  small.max_queued_bytes = 100;
+  auto s = NewSubscriber(small);
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+  upstream_.ConfirmAll();
+  Drain(s);
+  for (int i = 0; i < 1000; ++i) {
+    upstream_.listener()->OnMessage(Topic::Channel("a"), "a", std::string(500, 'y'));
+  }
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "fits");
+  EXPECT_THAT(Drain(s), ElementsAre("gap:a:slow_consumer:1000", "msg:a:1001:fits"));
+}
+
+TEST_F(HubTest, AskingAgainForAHeldTopicQueuesOneConfirmation) {
+  // A client that keeps subscribing to what it holds, and never reads, must not grow its
+  // queue: control events do not count against the bounds.
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {"p.*"}).ok());
+  upstream_.ConfirmAll();
+  EXPECT_THAT(Drain(s), ElementsAre("sub:a", "sub:p:p.*"));
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(hub_.Subscribe(s, {"a", "a", "a"}, {"p.*"}).ok());
+  }
+  EXPECT_THAT(Drain(s), ElementsAre("sub:a", "sub:p:p.*"));
+  // Once taken, asking again is answered again.
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+  EXPECT_THAT(Drain(s), ElementsAre("sub:a"));
+}
+
+// Leaves a topic from inside the fan-out, the moment the first subscriber is reached:
+// the fan-out goes on with the list it took before the leave.
+class LeavingSink : public Sink {
+ public:
+  std::function<void()> on_ready;
+  void OnReady() override {
+    if (auto f = std::exchange(on_ready, nullptr)) f();
+  }
+};
+
+TEST_F(HubTest, NoMessageAfterLeavingDuringAFanOut) {
+  auto first_sink = std::make_shared<LeavingSink>();
+  auto first = *hub_.Connect(first_sink, {});
+  auto second = NewSubscriber();
+  auto third = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(first, {"a"}, {}).ok());
+  ASSERT_TRUE(hub_.Subscribe(second, {"a", "b"}, {}).ok());
+  ASSERT_TRUE(hub_.Subscribe(third, {"a"}, {}).ok());
+  upstream_.ConfirmAll();
+  Drain(first);
+  Drain(second);
+  Drain(third);
+  first_sink->on_ready = [&] {
+    hub_.Unsubscribe(second, {"a"}, {});
+    // Leaving and joining again at once: the running fan-out's message predates the
+    // new subscription too.
+    hub_.Unsubscribe(third, {"a"}, {});
+    ASSERT_TRUE(hub_.Subscribe(third, {"a"}, {}).ok());
+  };
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "m1");
+  EXPECT_THAT(Drain(first), ElementsAre("msg:a:1:m1"));
+  EXPECT_THAT(Drain(second), ElementsAre()) << "a message of a topic after leaving it";
+  EXPECT_THAT(Drain(third), ElementsAre("sub:a"));
+  // Later fan-outs reach who holds the topic, and the other topics are untouched.
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "m2");
+  upstream_.listener()->OnMessage(Topic::Channel("b"), "b", "m3");
+  EXPECT_THAT(Drain(second), ElementsAre("msg:b:1:m3"));
+  EXPECT_THAT(Drain(third), ElementsAre("msg:a:2:m2"));
 }
 
 TEST_F(HubTest, DisconnectPolicyClosesOnlyTheSlowSubscriber) {

@@ -1,5 +1,7 @@
 // bridgectl: the command-line client of Bridge. Parses the command line and runs one
 // command; see command_line.cc for the usage text.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -28,7 +30,7 @@ int main(int argc, char** argv) {
     case bridgectl::Command::kSubscribe:
       return bridgectl::RunSubscribe(*options, stop, std::cout, std::cerr);
     case bridgectl::Command::kPublish:
-      return bridgectl::RunPublish(*options, stop, std::cin, std::cout, std::cerr);
+      return bridgectl::RunPublish(*options, stop, STDIN_FILENO, std::cout, std::cerr);
     case bridgectl::Command::kHealth:
       return bridgectl::RunHealth(*options, stop, std::cout, std::cerr);
   }

@@ -1,9 +1,14 @@
 #include "clients/cli/publish_command.h"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
-#include <iterator>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "bridge/v1/bridge.grpc.pb.h"
 #include "clients/cli/connection.h"
@@ -11,19 +16,63 @@
 #include "grpcpp/client_context.h"
 
 namespace bridgectl {
+namespace {
 
-int RunPublish(const Options& options, StopSignal& stop, std::istream& in, std::ostream& out,
+enum class ReadResult { kDone, kStopped, kFailed };
+
+// Reads `fd` to its end into `data`, unless a stop signal comes first. StopSignal keeps
+// SIGINT and SIGTERM blocked, so they would not interrupt a plain read(2): wait for the
+// input and the signal together.
+ReadResult ReadAll(int fd, const StopSignal& stop, std::string* data, std::string* error) {
+  char buffer[65536];
+  for (;;) {
+    pollfd fds[2] = {{.fd = fd, .events = POLLIN, .revents = 0},
+                     {.fd = stop.wake_fd(), .events = POLLIN, .revents = 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      *error = std::strerror(errno);
+      return ReadResult::kFailed;
+    }
+    if (fds[1].revents != 0) return ReadResult::kStopped;
+    if ((fds[0].revents & POLLNVAL) != 0) {
+      *error = "not open";
+      return ReadResult::kFailed;
+    }
+    if (fds[0].revents == 0) continue;
+    // Readable, at its end, or in error: read(2) tells which.
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n > 0) {
+      data->append(buffer, static_cast<size_t>(n));
+    } else if (n == 0) {
+      return ReadResult::kDone;
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      *error = std::strerror(errno);
+      return ReadResult::kFailed;
+    }
+  }
+}
+
+}  // namespace
+
+int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream& out,
                std::ostream& err) {
   bridge::v1::PublishRequest request;
   request.set_channel(options.channel);
   if (options.message) {
     request.set_payload(*options.message);
   } else {
-    request.set_payload(std::string(std::istreambuf_iterator<char>(in), {}));
-    if (in.bad()) {
-      err << "bridgectl: cannot read the message from standard input\n";
-      return kExitError;
+    std::string payload;
+    std::string error;
+    switch (ReadAll(in_fd, stop, &payload, &error)) {
+      case ReadResult::kDone:
+        break;
+      case ReadResult::kStopped:
+        return kExitOk;
+      case ReadResult::kFailed:
+        err << "bridgectl: cannot read the message from standard input: " << error << '\n';
+        return kExitError;
     }
+    request.set_payload(std::move(payload));
   }
   std::unique_ptr<bridge::v1::Bridge::Stub> stub =
       bridge::v1::Bridge::NewStub(ConnectToBridge(options.addr));

@@ -1,10 +1,13 @@
 #include "clients/cli/stop_signal.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace bridgectl {
@@ -26,6 +29,10 @@ StopSignal::StopSignal() {
     std::fprintf(stderr, "bridgectl: pthread_sigmask: %s\n", std::strerror(err));
     std::abort();
   }
+  if (pipe2(wake_, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "bridgectl: pipe: %s\n", std::strerror(errno));
+    std::abort();
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -37,6 +44,8 @@ StopSignal::~StopSignal() {
   // Wakes sigwait(); Run() sees closing_ and returns.
   pthread_kill(thread_.native_handle(), SIGTERM);
   thread_.join();
+  close(wake_[0]);
+  close(wake_[1]);
 }
 
 void StopSignal::Run() {
@@ -48,6 +57,11 @@ void StopSignal::Run() {
     if (closing_) return;
     if (stopped_) _exit(130);  // The second Ctrl-C: the user means it.
     stopped_ = true;
+    // One byte in an otherwise empty pipe never blocks; the descriptor stays readable.
+    if (write(wake_[1], "", 1) != 1) {
+      std::fprintf(stderr, "bridgectl: cannot wake the command: %s\n", std::strerror(errno));
+      _exit(130);
+    }
     // Cancelling under the lock is what keeps the context alive: ClearCall() waits for
     // it. TryCancel() only marks the call and never calls back into this object.
     if (call_ != nullptr) call_->TryCancel();

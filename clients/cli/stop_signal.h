@@ -17,7 +17,8 @@ namespace bridgectl {
 // Signal handlers may not call into gRPC, so the signals are blocked instead and one
 // thread of this object takes them with sigwait(). Create exactly one, in main, before
 // any other thread exists: threads inherit the blocked mask, so that thread is the only
-// one they reach.
+// one they reach. A blocked signal interrupts no system call, so a command that waits
+// for anything but a registered call (reading standard input) waits on wake_fd() too.
 class StopSignal {
  public:
   StopSignal();
@@ -35,6 +36,10 @@ class StopSignal {
   // Sleeps for `d`, or less when a signal comes; returns stopped().
   bool SleepFor(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A descriptor that becomes readable, for good, once stopped() is true: poll(2) it
+  // along with what a command waits for.
+  int wake_fd() const { return wake_[0]; }
+
  private:
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -42,6 +47,8 @@ class StopSignal {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // A pipe written once, at the first signal; nothing ever reads it.
+  int wake_[2] = {-1, -1};
   std::thread thread_;
 };
 

@@ -139,7 +139,11 @@ ClientFrame ParseClientFrame(std::string_view text, const ClientFrameLimits& lim
   const auto& name = op->get_ref<const std::string&>();
   if (name == "subscribe") return ParseTopics<SubscribeCommand>(frame, limits);
   if (name == "unsubscribe") return ParseTopics<UnsubscribeCommand>(frame, limits);
-  if (name == "publish") return ParsePublish(frame, limits);
+  if (name == "publish") {
+    ClientFrame publish = ParsePublish(frame, limits);
+    if (auto* error = std::get_if<ClientError>(&publish)) error->publish = true;
+    return publish;
+  }
   if (name == "ping") return PingCommand{};
   // Echo a bounded prefix only: the op is the client's input.
   return Error(ErrorCode::kUnknownOp,

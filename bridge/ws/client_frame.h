@@ -31,6 +31,8 @@ struct PingCommand {};
 struct ClientError {
   ErrorCode code;
   std::string message;
+  // The frame was a publish: the error is its answer, in the order of publishes.
+  bool publish = false;
 };
 
 // One parsed frame: a command, or why it was refused.

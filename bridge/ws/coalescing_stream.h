@@ -84,6 +84,9 @@ class CoalescingStream {
   // (error() says); false when the socket is full and the rest follows as it drains, ended
   // by Owner::OnStreamFlushed.
   bool Flush();
+  // The socket is full: what is appended waits for it to drain (Flush returned false
+  // and Owner::OnStreamFlushed has not come yet).
+  bool waiting() const { return waiting_; }
   // The error that ended the stream's writing, if any.
   error_code error() const { return error_; }
   // Forgets the frames not yet handed to the socket: for a peer that stopped reading.

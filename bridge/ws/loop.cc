@@ -50,10 +50,14 @@ void Loop::Discard() {
   ioc_.reset();
 }
 
-void Loop::MarkReady(std::shared_ptr<WsSession> session) {
+void Loop::MarkReady(const std::weak_ptr<WsSession>& session) {
   absl::MutexLock lock(&mu_);
   if (stopped_) return;
-  ready_.push_back(std::move(session));
+  // Locked here, not by the caller: a reference taken on the hub's thread and dropped
+  // there after Discard would destroy the session's sockets after their io_context.
+  std::shared_ptr<WsSession> s = session.lock();
+  if (s == nullptr) return;
+  ready_.push_back(std::move(s));
   // Posted under the lock, which Stop takes too: the io_context is never posted to once
   // Discard may destroy it. Posting only queues the handler.
   if (ready_.size() == 1) asio::post(*ioc_, [this] { RunReady(); });

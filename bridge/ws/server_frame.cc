@@ -165,11 +165,15 @@ std::string GapFrame(const hub::Topic& topic, std::string_view reason, uint64_t 
   return out;
 }
 
-std::string ErrorFrame(ErrorCode code, std::string_view message) {
+std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_view request) {
   std::string out = "{\"op\":\"error\",\"code\":";
   AppendJsonString(&out, ErrorCodeName(code));
   out.append(",\"message\":");
   AppendJsonString(&out, message);
+  if (!request.empty()) {
+    out.append(",\"request\":");
+    AppendJsonString(&out, request);
+  }
   out.push_back('}');
   return out;
 }

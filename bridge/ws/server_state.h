@@ -1,6 +1,7 @@
 #ifndef BRIDGE_WS_SERVER_STATE_H_
 #define BRIDGE_WS_SERVER_STATE_H_
 
+#include <atomic>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,11 @@ class ServerState {
   void Unregister(WsSession* session) ABSL_LOCKS_EXCLUDED(mu_);
   size_t sessions() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Counts WebSocket session objects, from construction to destruction.
+  void SessionCreated() { session_objects_.fetch_add(1, std::memory_order_relaxed); }
+  void SessionDestroyed() { session_objects_.fetch_sub(1, std::memory_order_relaxed); }
+  size_t session_objects() const { return session_objects_.load(std::memory_order_relaxed); }
+
   // Refuses new sessions from now on and returns the live ones.
   std::vector<std::shared_ptr<WsSession>> BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<std::shared_ptr<WsSession>> Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -53,6 +59,7 @@ class ServerState {
   hub::Hub* const hub_;
   const StaticFiles files_;
 
+  std::atomic<size_t> session_objects_{0};
   mutable absl::Mutex mu_;
   absl::flat_hash_map<WsSession*, std::weak_ptr<WsSession>> sessions_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -65,7 +65,7 @@ absl::Status WsServer::Start() {
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<Loop*> loops;
   for (int i = 0; i < threads; ++i) {
-    loops_.push_back(std::make_unique<Loop>());
+    loops_.push_back(std::make_shared<Loop>());
     loops.push_back(loops_.back().get());
   }
   state_ = std::make_shared<ServerState>(options_, hub_, std::move(files));
@@ -87,6 +87,10 @@ absl::Status WsServer::Start() {
 
 size_t WsServer::session_count() const { return state_ == nullptr ? 0 : state_->sessions(); }
 
+size_t WsServer::session_objects() const {
+  return state_ == nullptr ? 0 : state_->session_objects();
+}
+
 void WsServer::Shutdown(absl::Duration grace) {
   if (!running_) return;
   running_ = false;
@@ -106,6 +110,11 @@ void WsServer::Shutdown(absl::Duration grace) {
   // session left releases its hub subscriber as it goes. The loops stay, for a hub event
   // racing with this to find.
   for (auto& loop : loops_) loop->Discard();
+  // Every reference to a session lives in its loop's handlers and lists, or is taken
+  // on its loop: one left now would be destroyed after its io_context.
+  if (const size_t left = state_->session_objects(); left > 0) {
+    BRIDGE_LOG(Error, "websocket: %d sessions outlived their loops", left);
+  }
 }
 
 }  // namespace bridge::ws

@@ -37,11 +37,15 @@ class WsServer {
 
   // Open WebSocket sessions.
   size_t session_count() const;
+  // WebSocket session objects alive, open or not; 0 once Shutdown returned.
+  size_t session_objects() const;
 
  private:
   const WsOptions options_;
   hub::Hub* const hub_;
-  std::vector<std::unique_ptr<Loop>> loops_;
+  // Shared with the hub sinks and publish callbacks of the sessions, which may call in
+  // after the server is gone.
+  std::vector<std::shared_ptr<Loop>> loops_;
   std::shared_ptr<ServerState> state_;
   std::shared_ptr<Listener> listener_;
   int port_ = 0;

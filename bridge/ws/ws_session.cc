@@ -26,12 +26,19 @@ constexpr size_t kBatch = 64;
 constexpr int kRounds = 4;
 // Longest name accepted by the parser; the hub's own, usually smaller, limit decides.
 constexpr size_t kMaxParsedName = 4096;
+// Publishes of one session waiting for Redis before its frames are no longer read.
+constexpr size_t kMaxPublishesInFlight = 256;
 
 // Durations from flags may be infinite; keep time arithmetic from overflowing.
 std::chrono::steady_clock::duration ToClock(absl::Duration d) {
   const absl::Duration kLongest = absl::Hours(24 * 365);
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       absl::ToChronoNanoseconds(std::clamp(d, absl::ZeroDuration(), kLongest)));
+}
+
+// An error that answers a publish: marked so that clients pair it with its publish.
+std::string PublishErrorFrame(ErrorCode code, absl::string_view message) {
+  return ErrorFrame(code, std::string_view(message.data(), message.size()), "publish");
 }
 
 bool Quiet(const beast::error_code& ec) {
@@ -43,20 +50,19 @@ bool Quiet(const beast::error_code& ec) {
 
 // The hub's handle on the session. Holds it weakly: the hub keeps its sink until
 // Disconnect, and Disconnect happens when the session ends, which a strong reference
-// here would prevent.
+// here would prevent. Never locks it on the hub's thread either (the loop does, while
+// it runs): dropping the last reference there, after the loop's io_context is gone,
+// would destroy the session's sockets after it. The loop is shared: the hub may call a
+// sink it copied after the server let go.
 class WsSession::ReadySink : public hub::Sink {
  public:
-  explicit ReadySink(std::weak_ptr<WsSession> session) : session_(std::move(session)) {}
-  void OnReady() override {
-    // The reference taken here is the one the loop's ready list keeps.
-    if (auto s = session_.lock()) {
-      Loop* loop = s->loop_;
-      loop->MarkReady(std::move(s));
-    }
-  }
+  ReadySink(std::weak_ptr<WsSession> session, std::shared_ptr<Loop> loop)
+      : session_(std::move(session)), loop_(std::move(loop)) {}
+  void OnReady() override { loop_->MarkReady(session_); }
 
  private:
   const std::weak_ptr<WsSession> session_;
+  const std::shared_ptr<Loop> loop_;
 };
 
 WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop)
@@ -64,9 +70,13 @@ WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> st
   beast::error_code ec;
   auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
   peer_ = ec ? "?" : absl::StrCat(peer.address().to_string(), ":", peer.port());
+  state_->SessionCreated();
 }
 
-WsSession::~WsSession() { ReleaseHub(); }
+WsSession::~WsSession() {
+  ReleaseHub();
+  state_->SessionDestroyed();
+}
 
 void WsSession::Run(Request request, std::vector<std::string> channels,
                     std::vector<std::string> patterns) {
@@ -105,8 +115,8 @@ void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::str
 
   hub::SubscriberOptions sub_options = options.subscriber;
   sub_options.max_topics = options.max_subscriptions;
-  auto subscriber =
-      state_->hub()->Connect(std::make_shared<ReadySink>(weak_from_this()), sub_options);
+  auto subscriber = state_->hub()->Connect(
+      std::make_shared<ReadySink>(weak_from_this(), loop_->shared_from_this()), sub_options);
   if (!subscriber.ok()) return BeginClose(websocket::close_code::going_away, "shutting down");
   subscriber_ = *std::move(subscriber);
   if (!state_->Register(this, weak_from_this())) {
@@ -117,7 +127,7 @@ void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::str
 }
 
 void WsSession::OnHubReady() {
-  if (phase_ != Phase::kOpen) return;
+  if (!Writable()) return;
   // A closed subscriber is acted on at once, even with writes pending: a slow consumer's
   // socket is exactly the one whose writes do not finish.
   if (!subscriber_->status().ok()) return OnHubClosed();
@@ -159,8 +169,26 @@ void WsSession::OnRead(beast::error_code ec, std::size_t) {
   read_buffer_.consume(read_buffer_.size());
   // Client frames are rare: an idle session keeps no read block between them.
   read_buffer_.shrink_to_fit();
+  if (ReadBlocked()) {
+    // The client's next frames wait in TCP; pings and pongs too, so the idle timeout
+    // ends a session whose socket stays full that long.
+    read_paused_ = true;
+    return;
+  }
   DoRead();
 }
+
+bool WsSession::ReadBlocked() const {
+  return ws_.next_layer().waiting() || publish_answers_.size() >= kMaxPublishesInFlight;
+}
+
+void WsSession::MaybeResumeRead() {
+  if (!read_paused_ || phase_ == Phase::kClosed || ReadBlocked()) return;
+  read_paused_ = false;
+  DoRead();
+}
+
+bool WsSession::Writable() const { return phase_ == Phase::kOpen && ws_.is_open(); }
 
 bool WsSession::TakeToken() {
   const WsOptions& options = state_->options();
@@ -180,6 +208,7 @@ void WsSession::Handle(ClientFrame frame) {
       [this](auto&& f) {
         using T = std::decay_t<decltype(f)>;
         if constexpr (std::is_same_v<T, ClientError>) {
+          if (f.publish) return AnswerPublishError(BeginPublish(), f.code, f.message);
           SendError(f.code, f.message);
         } else if constexpr (std::is_same_v<T, SubscribeCommand>) {
           Subscribe(std::move(f.channels), std::move(f.patterns));
@@ -216,31 +245,56 @@ void WsSession::Unsubscribe(const UnsubscribeCommand& command) {
 }
 
 void WsSession::Publish(PublishCommand command) {
+  const uint64_t id = BeginPublish();
   if (!state_->options().allow_publish) {
-    return SendError(ErrorCode::kPublishForbidden, "publishing is not allowed on this server");
+    return AnswerPublishError(id, ErrorCode::kPublishForbidden,
+                              "publishing is not allowed on this server");
   }
   if (absl::Status st = state_->hub()->ValidateName("channel", command.channel); !st.ok()) {
-    return SendError(ErrorCode::kBadChannel, st.message());
+    return AnswerPublishError(id, ErrorCode::kBadChannel, st.message());
   }
   std::string channel = command.channel;
+  // Runs on the upstream's thread (or here, for a refusal), possibly after the server
+  // shut down: it holds the session weakly and reaches it only through its loop, which
+  // drops the answer once stopped.
   state_->hub()->Publish(
       std::move(command.channel), std::move(command.payload),
-      [self = shared_from_this(),
+      [loop = loop_->shared_from_this(), session = weak_from_this(), id,
        channel = std::move(channel)](absl::StatusOr<int64_t> receivers) mutable {
-        // Runs on the upstream's thread: back to the strand.
-        asio::post(self->ws_.get_executor(),
-                   [self, channel = std::move(channel), receivers = std::move(receivers)] {
-                     if (receivers.ok()) {
-                       self->Send(PublishedFrame(channel, *receivers));
-                     } else {
-                       self->SendError(ErrorCode::kPublishFailed, receivers.status().message());
-                     }
-                   });
+        std::string json = receivers.ok() ? PublishedFrame(channel, *receivers)
+                                          : PublishErrorFrame(ErrorCode::kPublishFailed,
+                                                              receivers.status().message());
+        loop->Post([session = std::move(session), id, json = std::move(json)]() mutable {
+          if (auto self = session.lock()) self->AnswerPublish(id, std::move(json));
+        });
       });
 }
 
+uint64_t WsSession::BeginPublish() {
+  publish_answers_.emplace_back();
+  return first_publish_ + publish_answers_.size() - 1;
+}
+
+void WsSession::AnswerPublish(uint64_t id, std::string json) {
+  if (id < first_publish_ || id - first_publish_ >= publish_answers_.size()) {
+    BRIDGE_LOG(Error, "ws %s: answer to unknown publish %d", peer_, id);
+    return;
+  }
+  publish_answers_[id - first_publish_] = std::move(json);
+  while (!publish_answers_.empty() && publish_answers_.front().has_value()) {
+    Send(*publish_answers_.front());
+    publish_answers_.pop_front();
+    ++first_publish_;
+  }
+  MaybeResumeRead();
+}
+
+void WsSession::AnswerPublishError(uint64_t id, ErrorCode code, absl::string_view message) {
+  AnswerPublish(id, PublishErrorFrame(code, message));
+}
+
 void WsSession::Send(std::string_view json) {
-  if (phase_ != Phase::kOpen) return;
+  if (!Writable()) return;
   ws_.next_layer().AppendTextFrame(json);
   if (!writing_) Flush();
 }
@@ -265,13 +319,14 @@ bool WsSession::Flush() {
 void WsSession::OnStreamFlushed(beast::error_code ec) {
   writing_ = false;
   if (ec) return Fail(ec, "write");
+  MaybeResumeRead();
   if (phase_ == Phase::kOpen) return Pump();
   MaybeDoClose();
 }
 
 void WsSession::Pump() {
   for (int round = 0; round < kRounds; ++round) {
-    if (phase_ != Phase::kOpen || !hub_ready_ || writing_) return;
+    if (!Writable() || !hub_ready_ || writing_) return;
     const auto result = subscriber_->PopMany(&batch_, kBatch);
     if (result == hub::Subscriber::PopResult::kClosed) return OnHubClosed();
     if (result == hub::Subscriber::PopResult::kEmpty) hub_ready_ = false;
@@ -286,7 +341,7 @@ void WsSession::Pump() {
     if (!Flush()) return;
   }
   // More is queued: the other sessions waiting for this thread go first.
-  if (phase_ == Phase::kOpen && hub_ready_ && !writing_) loop_->MarkReady(shared_from_this());
+  if (Writable() && hub_ready_ && !writing_) loop_->MarkReady(weak_from_this());
 }
 
 void WsSession::Append(hub::Event& event) {
@@ -307,7 +362,7 @@ void WsSession::Append(hub::Event& event) {
 
 void WsSession::OnHubClosed() {
   hub_ready_ = false;
-  if (phase_ != Phase::kOpen) return;
+  if (!Writable()) return;
   const absl::Status st = subscriber_->status();
   if (st.code() == absl::StatusCode::kResourceExhausted) {
     BRIDGE_LOG(Info, "ws %s: %s", peer_, st.message());
@@ -320,7 +375,8 @@ void WsSession::OnHubClosed() {
 }
 
 void WsSession::BeginClose(websocket::close_code code, std::string_view reason) {
-  if (phase_ != Phase::kOpen) return;
+  // Beast may have begun the close itself; its read then ends the session.
+  if (!Writable()) return;
   phase_ = Phase::kClosing;
   close_reason_ = websocket::close_reason(code, beast::string_view(reason.data(), reason.size()));
   // A peer that reads nothing never lets the close frame out; cut it at the deadline.
@@ -363,7 +419,8 @@ void WsSession::OnTimer(beast::error_code ec) {
     return Cut();
   }
   if (now >= next_ping_) {
-    if (!ping_in_flight_) {
+    // Not while Beast closes: the ping would fail, and cut its close short.
+    if (!ping_in_flight_ && ws_.is_open()) {
       ping_in_flight_ = true;
       ws_.async_ping({}, beast::bind_front_handler(&WsSession::OnPing, shared_from_this()));
     }

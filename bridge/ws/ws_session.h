@@ -2,7 +2,10 @@
 #define BRIDGE_WS_WS_SESSION_H_
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,7 +31,10 @@ namespace bridge::ws {
 //
 // Back-pressure: events stay in the hub's bounded queue until the previous batch is on
 // the wire, so that the hub's slow-consumer policy, not this session, decides what a
-// slow browser loses. The session itself holds at most one batch.
+// slow browser loses. The session itself holds at most one batch. Client frames are not
+// read while the socket is full (nor while too many publishes await Redis): the replies
+// they would cause have nowhere to go, so the client's own sends meet TCP back-pressure
+// instead of the session buffering replies without bound.
 class WsSession : public std::enable_shared_from_this<WsSession>, public CoalescingStream::Owner {
  public:
   using Stream = boost::beast::websocket::stream<CoalescingStream>;
@@ -63,12 +69,23 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   void Subscribe(std::vector<std::string> channels, std::vector<std::string> patterns);
   void Unsubscribe(const UnsubscribeCommand& command);
   void Publish(PublishCommand command);
+  // Answers are sent in the order of the publishes: refusals known at once wait behind
+  // earlier publishes still with Redis. `id` is the publish's place in that order.
+  uint64_t BeginPublish();
+  void AnswerPublish(uint64_t id, std::string json);
+  // Reading stops while the replies a frame may cause could not be written.
+  bool ReadBlocked() const;
+  void MaybeResumeRead();
+  // True while frames may still be written: our close has not begun, nor Beast's (the
+  // peer's close frame, or a frame Beast refused). Nothing may follow a close frame.
+  bool Writable() const;
   // Takes the rate limiter's token for one client frame; false when the client is over.
   bool TakeToken();
 
   // Queues one JSON text frame to the socket.
   void Send(std::string_view json);
   void SendError(ErrorCode code, absl::string_view message);
+  void AnswerPublishError(uint64_t id, ErrorCode code, absl::string_view message);
   // Sends what the stream holds. True when it is on the socket; false when the socket is
   // full (writing_ until OnStreamFlushed) or the session failed.
   bool Flush();
@@ -107,6 +124,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   std::vector<hub::Event> batch_;
 
   boost::beast::flat_buffer read_buffer_;
+  // No read is pending because ReadBlocked() said so; MaybeResumeRead starts the next.
+  bool read_paused_ = false;
+
+  // The answers of the publishes not yet answered on the wire, oldest first; an entry
+  // is empty until its answer is known. The front entry's id is first_publish_.
+  std::deque<std::optional<std::string>> publish_answers_;
+  uint64_t first_publish_ = 0;
   // The socket is full: from a Flush that returned false until OnStreamFlushed.
   bool writing_ = false;
 

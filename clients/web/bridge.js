@@ -99,9 +99,11 @@ export class Bridge {
       } else {
         frame.data = String(data);
       }
-      const pending = { resolve, reject };
+      const pending = { resolve, reject, settled: false };
       pending.timer = setTimeout(() => {
-        this._pendingPublishes = this._pendingPublishes.filter((p) => p !== pending);
+        // Stays in the list: the server answers every publish, and the late answer must
+        // still be paired with this one, not with the next.
+        pending.settled = true;
         reject(Object.assign(new Error("publish timed out"), { code: "timeout" }));
       }, this.options.publishTimeoutMs);
       // The server answers publishes in order: the oldest pending gets the next answer.
@@ -247,21 +249,20 @@ export class Bridge {
       case "gap":
         this._emit("gap", msg);
         return;
-      case "published": {
-        const pending = this._pendingPublishes.shift();
-        if (pending) {
-          clearTimeout(pending.timer);
-          pending.resolve(msg.receivers);
-        }
+      case "published":
+        this._answerPublish((p) => p.resolve(msg.receivers));
         return;
-      }
       case "error": {
-        if (msg.code === "publish_forbidden" || msg.code === "publish_failed") {
-          const pending = this._pendingPublishes.shift();
-          if (pending) {
-            clearTimeout(pending.timer);
-            pending.reject(Object.assign(new Error(msg.message), { code: msg.code }));
-          }
+        // An error that answers a publish says so ("request"); servers before that
+        // field answered publishes only with these two codes.
+        if (
+          msg.request === "publish" ||
+          (msg.request === undefined &&
+            (msg.code === "publish_forbidden" || msg.code === "publish_failed"))
+        ) {
+          this._answerPublish((p) =>
+            p.reject(Object.assign(new Error(msg.message), { code: msg.code })),
+          );
         }
         this._emit("error", msg);
         return;
@@ -271,11 +272,21 @@ export class Bridge {
     }
   }
 
+  /** Settles the oldest pending publish, unless its timeout already did. */
+  _answerPublish(settle) {
+    const pending = this._pendingPublishes.shift();
+    if (!pending || pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    settle(pending);
+  }
+
   _onClose(socket, ev) {
     if (socket !== this._socket) return;
     this._socket = null;
     this._stopPings();
     for (const pending of this._pendingPublishes.splice(0)) {
+      if (pending.settled) continue;
       clearTimeout(pending.timer);
       pending.reject(Object.assign(new Error("connection closed"), { code: "closed" }));
     }

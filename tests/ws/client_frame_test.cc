@@ -102,6 +102,21 @@ TEST(ClientFrameTest, BadChannel) {
             "bad_channel");
 }
 
+// A refused publish is marked as one: its error answers the publish, in order.
+TEST(ClientFrameTest, RefusedPublishIsMarked) {
+  auto publish_error = [](std::string_view text) {
+    const ClientFrame f = Parse(text);
+    const auto* e = std::get_if<ClientError>(&f);
+    return e != nullptr && e->publish;
+  };
+  EXPECT_TRUE(publish_error(R"({"op":"publish","channel":"","data":"x"})"));
+  EXPECT_TRUE(publish_error(R"({"op":"publish","channel":7,"data":"x"})"));
+  EXPECT_TRUE(publish_error(R"({"op":"publish","channel":"a"})"));
+  EXPECT_FALSE(publish_error(R"({"op":"subscribe","channels":[""]})"));
+  EXPECT_FALSE(publish_error(R"({"op":"publish!"})"));
+  EXPECT_FALSE(publish_error("not json"));
+}
+
 TEST(ClientFrameTest, TooManyNames) {
   ClientFrameLimits limits;
   limits.max_names = 2;

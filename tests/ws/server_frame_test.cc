@@ -82,6 +82,10 @@ TEST(ServerFrameTest, ControlFrames) {
   const Json error = ParseOrDie(ErrorFrame(ErrorCode::kBadJson, "oops \"x\""));
   EXPECT_EQ(error["code"], "bad_json");
   EXPECT_EQ(error["message"], "oops \"x\"");
+  EXPECT_FALSE(error.contains("request"));
+  const Json answer = ParseOrDie(ErrorFrame(ErrorCode::kBadChannel, "empty", "publish"));
+  EXPECT_EQ(answer["code"], "bad_channel");
+  EXPECT_EQ(answer["request"], "publish");
   EXPECT_EQ(ParseOrDie(PongFrame())["op"], "pong");
   EXPECT_EQ(ParseOrDie(PublishedFrame("c", 4))["receivers"], 4);
 }

@@ -5,8 +5,11 @@
 #include "bridge/ws/ws_server.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,8 +18,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -47,6 +52,184 @@ using Json = nlohmann::json;
     const absl::Status st_ = (expr);               \
     ASSERT_TRUE(st_.ok()) << #expr << ": " << st_; \
   } while (0)
+
+// The server runs in this process, so the server's end of a connection is among our
+// descriptors, found by its two ports; -1 if not (yet) there.
+int ServerEndOf(int server_port, int client_port) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &fd)) continue;
+    sockaddr_in local{}, peer{};
+    socklen_t n = sizeof local, m = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) == 0 &&
+        local.sin_family == AF_INET && ntohs(local.sin_port) == server_port &&
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) == 0 &&
+        ntohs(peer.sin_port) == client_port) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// One client-to-server frame: FIN, `opcode`, masked with the all-zero key (so the
+// payload stays as it is), for clients that write raw bytes.
+std::string MaskedFrame(int opcode, std::string_view payload) {
+  std::string out(1, static_cast<char>(0x80 | opcode));
+  if (payload.size() < 126) {
+    out.push_back(static_cast<char>(0x80 | payload.size()));
+  } else if (payload.size() < 65536) {
+    out.push_back(static_cast<char>(0x80 | 126));
+    out.push_back(static_cast<char>(payload.size() >> 8));
+    out.push_back(static_cast<char>(payload.size() & 0xff));
+  } else {
+    out.push_back(static_cast<char>(0x80 | 127));
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      out.push_back(static_cast<char>((uint64_t{payload.size()} >> shift) & 0xff));
+    }
+  }
+  out.append(4, '\0');
+  out.append(payload);
+  return out;
+}
+
+constexpr int kText = 0x1;
+constexpr int kClose = 0x8;
+
+// A WebSocket client on a bare non-blocking socket, for what a Beast client hides: a
+// peer that writes while it does not read, and every frame on the wire up to the TCP
+// end. Small socket buffers make the server's sends stall soon. One thread may read
+// while another writes.
+class RawClient {
+ public:
+  struct Frame {
+    int opcode = 0;
+    std::string payload;
+  };
+
+  static std::unique_ptr<RawClient> Connect(int port, int buffer_bytes) {
+    std::unique_ptr<RawClient> c(new RawClient(socket(AF_INET, SOCK_STREAM, 0)));
+    // Set before connecting, so that the window is small from the start.
+    setsockopt(c->fd_, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    setsockopt(c->fd_, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return nullptr;
+    int one = 1;
+    setsockopt(c->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const std::string upgrade = absl::StrCat(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:", port,
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    if (!c->SendAll(upgrade, absl::Seconds(10))) return nullptr;
+    size_t end;
+    while ((end = c->in_.find("\r\n\r\n")) == std::string::npos) {
+      if (!c->Receive(deadline)) return nullptr;
+    }
+    if (c->in_.rfind("HTTP/1.1 101", 0) != 0) return nullptr;
+    c->in_.erase(0, end + 4);
+    return c;
+  }
+
+  ~RawClient() { close(fd_); }
+
+  int fd() const { return fd_; }
+  int local_port() const {
+    sockaddr_in local{};
+    socklen_t n = sizeof local;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &n);
+    return ntohs(local.sin_port);
+  }
+
+  // What the socket takes now, without waiting: 0 when it is full, -1 on error.
+  ssize_t SendSome(std::string_view bytes) {
+    const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    return n;
+  }
+  // Waits until the socket takes more; false when it did not within `timeout`.
+  bool WaitWritable(absl::Duration timeout) {
+    pollfd p{fd_, POLLOUT, 0};
+    return poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) == 1;
+  }
+  bool SendAll(std::string_view bytes, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!bytes.empty()) {
+      const ssize_t n = SendSome(bytes);
+      if (n < 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+      if (n == 0 && !WaitWritable(std::max(deadline - absl::Now(), absl::ZeroDuration()))) {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool SendFrame(int opcode, std::string_view payload) {
+    return SendAll(MaskedFrame(opcode, payload), absl::Seconds(10));
+  }
+
+  // The next server frame; nullopt at the end of the stream (eof()) or on timeout.
+  std::optional<Frame> ReadFrame(absl::Duration timeout = absl::Seconds(10)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    auto need = [&](size_t n) {
+      while (in_.size() < n) {
+        if (!Receive(deadline)) return false;
+      }
+      return true;
+    };
+    if (!need(2)) return std::nullopt;
+    const auto byte = [&](size_t i) { return static_cast<uint8_t>(in_[i]); };
+    size_t header = 2;
+    uint64_t length = byte(1) & 0x7f;
+    if (length == 126) {
+      if (!need(4)) return std::nullopt;
+      length = (uint64_t{byte(2)} << 8) | byte(3);
+      header = 4;
+    } else if (length == 127) {
+      if (!need(10)) return std::nullopt;
+      length = 0;
+      for (size_t i = 2; i < 10; ++i) length = (length << 8) | byte(i);
+      header = 10;
+    }
+    if (!need(header + length)) return std::nullopt;
+    Frame f{byte(0) & 0x0f, in_.substr(header, length)};
+    in_.erase(0, header + length);
+    return f;
+  }
+  // Text frames until one whose "op" is `op`; nullopt if none came.
+  std::optional<Json> ReadOp(std::string_view op) {
+    while (auto f = ReadFrame()) {
+      if (f->opcode != kText) continue;
+      Json j = Json::parse(f->payload, nullptr, false);
+      if (j.is_object() && j["op"] == op) return j;
+    }
+    return std::nullopt;
+  }
+  bool eof() const { return eof_; }
+
+ private:
+  explicit RawClient(int fd) : fd_(fd) {}
+
+  // Appends what arrives by the deadline to in_; false at EOF, on error or timeout.
+  bool Receive(absl::Time deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    const int ms = static_cast<int>(
+        absl::ToInt64Milliseconds(std::max(deadline - absl::Now(), absl::ZeroDuration())));
+    if (poll(&p, 1, ms) != 1) return false;
+    char buf[16384];
+    const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) eof_ = true;
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  const int fd_;
+  std::string in_;
+  bool eof_ = false;
+};
 
 // Redis, its upstream on an io_context of its own thread (as App runs it), the hub, and
 // the WebSocket server under test. Each test calls Start with the options it needs.
@@ -215,25 +398,12 @@ TEST_F(WsServerTest, AcceptedSocketsSendWithoutDelay) {
   ASSERT_NE(c, nullptr);
   Subscribe(*c, "x");
   const auto client_end = beast::get_lowest_layer(c->stream()).socket().local_endpoint();
-  int found = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-    int fd = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &fd)) continue;
-    sockaddr_in local{}, peer{};
-    socklen_t n = sizeof local, m = sizeof peer;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0 ||
-        local.sin_family != AF_INET || ntohs(local.sin_port) != server_->port() ||
-        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0 ||
-        ntohs(peer.sin_port) != client_end.port()) {
-      continue;
-    }
-    int nodelay = 0;
-    socklen_t len = sizeof nodelay;
-    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
-    EXPECT_NE(nodelay, 0);
-    ++found;
-  }
-  EXPECT_EQ(found, 1);
+  const int fd = ServerEndOf(server_->port(), client_end.port());
+  ASSERT_GE(fd, 0);
+  int nodelay = 0;
+  socklen_t len = sizeof nodelay;
+  ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+  EXPECT_NE(nodelay, 0);
 }
 
 // Every length form of the frame header (7-, 16- and 64-bit) reaches the client intact,
@@ -621,6 +791,180 @@ TEST_F(WsServerTest, SlowReaderIsDisconnectedUnderThatPolicy) {
   ASSERT_TRUE(WaitFor([&] { return server_->session_count() == 1; }));
   ASSERT_OK(fast->Barrier());
   EXPECT_EQ(redis_.NumSub("firehose"), 1);
+}
+
+// A client that sends without reading cannot make the server buffer replies without
+// bound: once the server's socket is full it reads no more frames (an unsubscribe of
+// 256 names is 256 replies), so the client's own sends stall in TCP. When the client
+// reads again, every frame it sent is answered, in order.
+TEST_F(WsServerTest, ClientThatDoesNotReadMeetsBackPressure) {
+  WsOptions o = Defaults();
+  o.max_client_frames_per_sec = 0;  // no rate limit: only back-pressure may stop it
+  Start(o);
+  auto c = RawClient::Connect(server_->port(), 4096);
+  ASSERT_NE(c, nullptr);
+  // The server's receive buffer, fixed and small: what it holds unread stays far below
+  // the limit below.
+  int server_fd = -1;
+  ASSERT_TRUE(
+      WaitFor([&] { return (server_fd = ServerEndOf(server_->port(), c->local_port())) >= 0; }));
+  const int rcvbuf = 64 << 10;
+  ASSERT_EQ(setsockopt(server_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+
+  Json names = Json::array();
+  for (int i = 0; i < 256; ++i) names.push_back(absl::StrCat(std::string(200, 'n'), i));
+  const std::string frame =
+      MaskedFrame(kText, Json{{"op", "unsubscribe"}, {"channels", names}}.dump());
+  // Replies to this much would be more than 40 MB, held by the server.
+  constexpr size_t kLimit = 32 << 20;
+  size_t sent = 0;
+  bool stalled = false;
+  while (sent < kLimit) {
+    const ssize_t n = c->SendSome(std::string_view(frame).substr(sent % frame.size()));
+    ASSERT_GE(n, 0) << "send: " << strerror(errno);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (!c->WaitWritable(absl::Seconds(1))) {
+      stalled = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(stalled) << "the server read " << sent << " bytes of frames it could not answer";
+  EXPECT_EQ(server_->session_count(), 1u);
+
+  // Reading again: the rest of the partial frame and a ping go out as the server reads.
+  const size_t frames = (sent + frame.size() - 1) / frame.size();
+  std::thread writer([&] {
+    EXPECT_TRUE(c->SendAll(std::string_view(frame).substr(
+                               sent % frame.size() == 0 ? frame.size() : sent % frame.size()),
+                           absl::Seconds(30)));
+    EXPECT_TRUE(c->SendFrame(kText, R"({"op":"ping"})"));
+  });
+  size_t unsubscribed = 0;
+  while (auto f = c->ReadFrame()) {
+    const Json j = Json::parse(f->payload, nullptr, false);
+    if (j["op"] == "pong") break;
+    ASSERT_EQ(j["op"], "unsubscribed") << f->payload.substr(0, 200);
+    EXPECT_EQ(j["channel"], names[unsubscribed % 256]);
+    ++unsubscribed;
+  }
+  writer.join();
+  EXPECT_EQ(unsubscribed, frames * 256);
+}
+
+// RFC 6455 5.5.1: no data frame after the close frame. The peer starts the close while
+// the server's socket is full and the hub still holds messages for it: Beast's close
+// frame waits behind a batch, and the session must not append more after it.
+TEST_F(WsServerTest, NoFrameFollowsTheCloseFrame) {
+  WsOptions o = Defaults();
+  o.subscriber.max_queued_messages = 100000;
+  o.subscriber.max_queued_bytes = 256 << 20;
+  Start(o);
+  auto c = RawClient::Connect(server_->port(), 4096);
+  ASSERT_NE(c, nullptr);
+  int server_fd = -1;
+  ASSERT_TRUE(
+      WaitFor([&] { return (server_fd = ServerEndOf(server_->port(), c->local_port())) >= 0; }));
+  // A fixed, small send buffer on the server: far less than one batch of messages.
+  const int sndbuf = 64 << 10;
+  ASSERT_EQ(setsockopt(server_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+  ASSERT_TRUE(c->SendFrame(kText, R"({"op":"subscribe","channels":["firehose"]})"));
+  ASSERT_TRUE(c->ReadOp("subscribed").has_value());
+
+  const std::string payload(16 << 10, 'p');
+  constexpr int kMessages = 300;
+  for (int i = 0; i < kMessages; ++i) ASSERT_EQ(redis_.Publish("firehose", payload), 1);
+  // The server's socket is full (its queue holds what the client does not read).
+  ASSERT_TRUE(WaitFor([&] {
+    int queued = 0;
+    return ioctl(server_fd, SIOCOUTQ, &queued) == 0 && queued >= (32 << 10);
+  }));
+  ASSERT_TRUE(c->SendFrame(kClose, std::string("\x03\xe8", 2)));  // 1000, normal
+
+  int messages = 0;
+  int close_at = -1;
+  int frames = 0;
+  while (auto f = c->ReadFrame(absl::Seconds(20))) {
+    if (f->opcode == kClose) {
+      EXPECT_EQ(close_at, -1) << "a second close frame";
+      close_at = frames;
+    } else if (close_at >= 0) {
+      ADD_FAILURE() << "frame " << frames << " (opcode " << f->opcode << ", "
+                    << f->payload.substr(0, 60) << ") after the close frame at " << close_at;
+      break;
+    } else {
+      ++messages;
+    }
+    ++frames;
+  }
+  EXPECT_GE(close_at, 0) << "no close frame";
+  EXPECT_TRUE(c->eof()) << "the server did not end the connection";
+  EXPECT_LE(messages, kMessages);
+  // The server's TCP teardown ends when we close our side.
+  c.reset();
+  ASSERT_TRUE(WaitFor([&] { return server_->session_count() == 0; }));
+}
+
+// A publish still with Redis when the server shuts down: its answer comes after the
+// loops' io_contexts are gone, and must find no session to post to or destroy. The
+// session is gone once Shutdown returns (the callback holds it weakly).
+TEST_F(WsServerTest, PublishPendingAtShutdownKeepsNoSession) {
+  WsOptions o = Defaults();
+  o.allow_publish = true;
+  Start(o);
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  // Redis takes no PUBLISH until unpaused: the publish stays pending.
+  ASSERT_TRUE(redis_.Command({"CLIENT", "PAUSE", "30000", "WRITE"}).ok());
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "later"}, {"data", "x"}}));
+  ASSERT_OK(c->Barrier());  // the publish was handed to the hub
+  std::thread stopper([&] { server_->Shutdown(absl::Seconds(5)); });
+  auto code = c->ReadUntilClosed();
+  stopper.join();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1001);
+  EXPECT_EQ(server_->session_objects(), 0u);
+  // Redis answers now, on the upstream's thread, to a server without loops.
+  ASSERT_TRUE(redis_.Command({"CLIENT", "UNPAUSE"}).ok());
+  ASSERT_TRUE(WaitFor([&] { return redis_.Publish("probe", "x") == 0; }));
+}
+
+// Answers to publishes come in the order of the publishes, refusals included, so that
+// a client pairs them first in, first out; errors that answer a publish say so.
+TEST_F(WsServerTest, PublishAnswersKeepRequestOrder) {
+  WsOptions o = Defaults();
+  o.allow_publish = true;
+  Start(o);
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(redis_.Command({"CLIENT", "PAUSE", "30000", "WRITE"}).ok());
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "first"}, {"data", "x"}}));
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", ""}, {"data", "x"}}));
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", 7}, {"data", "x"}}));
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", std::string(300, 'l')}, {"data", "x"}}));
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "last"}, {"data", "x"}}));
+  ASSERT_OK(c->SendJson({{"op", "subscribe"}, {"channels", {""}}}));
+  // Every frame was handled; the refusals wait behind the first publish.
+  auto e = c->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "bad_channel");
+  EXPECT_FALSE(e->contains("request")) << "the subscribe's error is no publish's answer";
+  ASSERT_OK(c->Barrier());
+  ASSERT_TRUE(redis_.Command({"CLIENT", "UNPAUSE"}).ok());
+
+  std::vector<std::string> answers;
+  while (answers.size() < 5) {
+    auto f = c->Read();
+    ASSERT_TRUE(f.ok()) << f.status();
+    if ((*f)["op"] == "published") {
+      answers.push_back(absl::StrCat("published ", (*f)["channel"].get<std::string>()));
+    } else if ((*f)["op"] == "error") {
+      EXPECT_EQ((*f)["request"], "publish") << f->dump();
+      answers.push_back((*f)["code"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(answers, (std::vector<std::string>{"published first", "bad_channel", "bad_field",
+                                               "bad_channel", "published last"}));
 }
 
 }  // namespace

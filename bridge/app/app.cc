@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "bridge/common/log.h"
 
 namespace bridge {
@@ -34,6 +35,9 @@ absl::Status App::Start() {
       redis::RedisUpstream::Create(options_.redis, redis_io_);
   if (!upstream.ok()) return upstream.status();
   upstream_ = *std::move(upstream);
+  // Running from the moment the upstream exists, so that Shutdown can stop it on every
+  // path, a failed Start included: Stop waits for the strand, which only this runs.
+  redis_thread_ = std::thread([this] { redis_io_.run(); });
   hub::HubOptions hub_options = options_.hub;
   hub_options.on_health_change = [this](bool healthy) { OnHealthChange(healthy); };
   hub_ = std::make_unique<hub::Hub>(hub_options, upstream_.get());
@@ -71,7 +75,6 @@ absl::Status App::Start() {
     ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get());
     if (absl::Status st = ws_server_->Start(); !st.ok()) return st;
   }
-  redis_thread_ = std::thread([this] { redis_io_.run(); });
   upstream_->Start();
   BRIDGE_LOG(Info, "gRPC listening on %s (port %d)", options_.grpc_addr, grpc_port_);
   return absl::OkStatus();
@@ -93,16 +96,30 @@ void App::Shutdown() {
     stopped_ = true;
     if (grpc_server_ != nullptr) grpc_server_->GetHealthCheckService()->Shutdown();
   }
-  BRIDGE_LOG(Info, "shutting down (grace %s)", absl::FormatDuration(options_.shutdown_grace));
-  const absl::Time deadline = absl::Now() + options_.shutdown_grace;
-  // WebSockets first: browsers hear 1001 (going away) rather than a hub closure.
-  if (ws_server_ != nullptr) {
-    ws_server_->Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
-  }
+  const absl::Duration grace = options_.shutdown_grace;
+  BRIDGE_LOG(Info, "shutting down (grace %s)", absl::FormatDuration(grace));
+  const absl::Time deadline = absl::Now() + grace;
+  // WebSockets first: browsers hear 1001 (going away) rather than a hub closure. They get
+  // half the grace, so that close handshakes that never finish leave gRPC its own half.
+  if (ws_server_ != nullptr) ws_server_->Shutdown(grace / 2);
   // Streams end with UNAVAILABLE so clients reconnect elsewhere; new ones are refused.
   if (hub_ != nullptr) hub_->Shutdown();
   if (grpc_server_ != nullptr) {
-    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+    // What the WebSockets left of the grace, and never less than half of it.
+    const absl::Time grpc_deadline = std::max(deadline, absl::Now() + grace / 2);
+    // Shutdown returns only once every call has finished, Publish calls included, and the
+    // upstream answers a publish when Redis does or at its own publish timeout. If calls
+    // are still open at the deadline, where gRPC cancels them, the upstream stops too: it
+    // answers the publishes it holds with UNAVAILABLE, and the server can finish. Redis
+    // is thus closed no earlier than the gRPC drain ends.
+    absl::Notification drained;
+    std::thread stop_upstream_at_deadline([&] {
+      if (drained.WaitForNotificationWithDeadline(grpc_deadline)) return;
+      if (upstream_ != nullptr) upstream_->Stop();
+    });
+    grpc_server_->Shutdown(absl::ToChronoTime(grpc_deadline));
+    drained.Notify();
+    stop_upstream_at_deadline.join();
     grpc_server_->Wait();
   }
   if (upstream_ != nullptr) upstream_->Stop();

@@ -40,7 +40,8 @@ struct AppOptions {
     none.address.clear();
     return none;
   }();
-  // How long Shutdown waits for streams to finish before cancelling them.
+  // How long Shutdown waits for streams to finish before cancelling them. WebSocket close
+  // handshakes get at most half of it; the gRPC drain what they leave, and at least half.
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
 
@@ -63,6 +64,7 @@ class App {
   // The WebSocket port (0 when there is no WebSocket listener).
   int ws_port() const { return ws_server_ == nullptr ? 0 : ws_server_->port(); }
   hub::Hub& hub() { return *hub_; }
+  redis::RedisUpstreamStats upstream_stats() const { return upstream_->Stats(); }
 
  private:
   void OnHealthChange(bool healthy) ABSL_LOCKS_EXCLUDED(mu_);

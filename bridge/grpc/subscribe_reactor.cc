@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "bridge/common/log.h"
 #include "bridge/grpc/event_codec.h"
 #include "bridge/grpc/status_util.h"
@@ -52,13 +53,19 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));
   }
-  auto reactor = std::make_shared<SubscribeReactor>(hub, pump);
-  absl::StatusOr<std::shared_ptr<hub::Subscriber>> subscriber = hub->Connect(reactor, options);
-  if (!subscriber.ok()) return new RefusedReactor(ToGrpcStatus(subscriber.status()));
-  reactor->subscriber_ = *std::move(subscriber);
+  auto reactor = std::make_shared<SubscribeReactor>(hub, pump, context);
+  absl::StatusOr<std::shared_ptr<hub::Subscriber>> connected = hub->Connect(reactor, options);
+  if (!connected.ok()) return new RefusedReactor(ToGrpcStatus(connected.status()));
+  std::shared_ptr<hub::Subscriber> subscriber = *std::move(connected);
+  {
+    // A wake-up before this finds no subscriber and is lost. Only Hub::Shutdown can send
+    // one (the subscriber holds no topic yet), and then Hub::Subscribe below refuses.
+    absl::MutexLock lock(&reactor->mu_);
+    reactor->subscriber_ = subscriber;
+  }
   reactor->self_ = reactor;
   // Before Subscribe: the reactor may be written to as soon as the hub knows it.
-  st = hub->Subscribe(reactor->subscriber_, {request.channels().begin(), request.channels().end()},
+  st = hub->Subscribe(subscriber, {request.channels().begin(), request.channels().end()},
                       {request.patterns().begin(), request.patterns().end()});
   if (!st.ok()) {
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
@@ -68,23 +75,59 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   return reactor.get();
 }
 
-SubscribeReactor::SubscribeReactor(hub::Hub* hub, WritePump* pump) : hub_(hub), pump_(pump) {}
+SubscribeReactor::SubscribeReactor(hub::Hub* hub, WritePump* pump,
+                                   ::grpc::CallbackServerContext* context)
+    : hub_(hub), pump_(pump), context_(context) {}
 
 void SubscribeReactor::OnReady() { pump_->Add(shared_from_this()); }
 
 void SubscribeReactor::WriteNext() {
   const ::grpc::ByteBuffer* next = nullptr;
   ::grpc::WriteOptions options;
+  bool cancel = false;
+  ::grpc::Status status;
   {
     absl::MutexLock lock(&mu_);
-    if (!NextWriteLocked(&next, &options)) return;
+    cancel = ShouldCancelLocked();
+    if (cancel) status = *finish_;
+    if (!cancel && !NextWriteLocked(&next, &options)) return;
   }
+  if (cancel) return CancelStalled(status);
   StartWrite(next, options);
+}
+
+bool SubscribeReactor::ShouldCancelLocked() {
+  // The hub wakes a stream for a push only after a Pop found its queue empty, when no
+  // write is in flight; woken while writing, the subscriber has been closed.
+  if (!writing_ || finish_.has_value() || subscriber_ == nullptr) return false;
+  const absl::Status closed = subscriber_->status();
+  // At shutdown (UNAVAILABLE) a reading client's write completes and the status follows
+  // it; the server's shutdown deadline cancels the streams whose clients do not read.
+  if (closed.code() != absl::StatusCode::kResourceExhausted) return false;
+  finish_ = ToGrpcStatus(closed);
+  cancelling_ = true;
+  return true;
+}
+
+void SubscribeReactor::CancelStalled(const ::grpc::Status& status) {
+  BRIDGE_LOG(Info, "Subscribe from %s: the client stopped reading; cancelling the stream",
+             context_->peer());
+  // What TryCancel does, with the slow consumer's status instead of CANCELLED: the
+  // transport sends it in trailers (not held back by flow control) and resets the stream,
+  // so the client still reads RESOURCE_EXHAUSTED, as documented. Outside the lock: gRPC
+  // may run OnCancel and OnWriteDone before it returns. The stalled write completes with
+  // ok=false, and OnDone releases the subscriber.
+  grpc_call_cancel_with_status(context_->c_call(),
+                               static_cast<grpc_status_code>(status.error_code()),
+                               status.error_message().c_str(), nullptr);
+  absl::MutexLock lock(&mu_);
+  cancelling_ = false;
+  FinishLocked(*finish_);
 }
 
 bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
                                        ::grpc::WriteOptions* options) {
-  if (writing_ || finish_.has_value()) return false;
+  if (writing_ || finish_.has_value() || subscriber_ == nullptr) return false;
   if (batch_next_ == batch_.size()) {
     batch_.clear();
     batch_next_ = 0;
@@ -99,6 +142,15 @@ bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
       case hub::Subscriber::PopResult::kEvent:
         break;
     }
+  }
+  if (batch_[batch_next_].type == hub::Event::Type::kRefused) {
+    // A stream subscribes all its topics or none: one refused ends it.
+    const hub::Topic& topic = batch_[batch_next_].topic;
+    FinishLocked(::grpc::Status(
+        ::grpc::StatusCode::PERMISSION_DENIED,
+        absl::StrCat("redis refused to subscribe ", topic.is_pattern() ? "pattern " : "channel ",
+                     topic.name, " (its ACL for bridge does not allow it)")));
+    return false;
   }
   in_flight_ = std::move(batch_[batch_next_++]);
   writing_ = true;
@@ -141,14 +193,19 @@ void SubscribeReactor::OnCancel() {
 
 void SubscribeReactor::FinishLocked(::grpc::Status status) {
   if (!finish_.has_value()) finish_ = std::move(status);
-  if (writing_ || finish_sent_) return;
+  if (writing_ || cancelling_ || finish_sent_) return;
   finish_sent_ = true;
   Finish(*finish_);
 }
 
 void SubscribeReactor::OnDone() {
+  std::shared_ptr<hub::Subscriber> subscriber;
+  {
+    absl::MutexLock lock(&mu_);
+    subscriber = std::move(subscriber_);
+  }
   // Releases the channels at once; the hub drops its reference to this sink.
-  if (subscriber_ != nullptr) hub_->Disconnect(subscriber_);
+  if (subscriber != nullptr) hub_->Disconnect(subscriber);
   self_.reset();  // May delete this.
 }
 

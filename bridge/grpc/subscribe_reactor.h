@@ -21,6 +21,10 @@ namespace bridge::grpc_frontend {
 // (OnReady) hands the stream to the WritePump, whose thread starts the first write of a
 // burst; OnWriteDone, on gRPC's threads, starts the ones after it.
 //
+// A client that stops reading stalls the write in flight (HTTP/2 flow control); if the hub
+// then closes the subscriber as a slow consumer, the stream cancels its call rather than
+// wait for a completion that comes only when the client reads again.
+//
 // Owns itself: Start() makes it and keeps a reference to itself until gRPC calls
 // OnDone; the hub holds another (as the subscriber's Sink) until Hub::Disconnect, and the
 // pump one while the stream is listed.
@@ -35,7 +39,7 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
       hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
       ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request);
 
-  SubscribeReactor(hub::Hub* hub, WritePump* pump);
+  SubscribeReactor(hub::Hub* hub, WritePump* pump, ::grpc::CallbackServerContext* context);
 
   // hub::Sink: lists the stream with the pump.
   void OnReady() override;
@@ -52,17 +56,31 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
   // bytes and options for StartWrite, which the caller makes once the lock is released.
   bool NextWriteLocked(const ::grpc::ByteBuffer** next, ::grpc::WriteOptions* options)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Decides the one Finish of the RPC; sent once no write is in flight.
+  // Woken while a write is in flight, which only a closing subscriber does: true if the
+  // hub closed it as a slow consumer, whose stalled write may never complete, so that the
+  // caller cancels the call (see CancelStalled). Decides the status and holds Finish back.
+  bool ShouldCancelLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Cancels the call with `status`, then lets the decided Finish go.
+  void CancelStalled(const ::grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Decides the one Finish of the RPC; sent once no write is in flight and no cancel is
+  // under way.
   void FinishLocked(::grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   hub::Hub* const hub_;
   WritePump* const pump_;
-  std::shared_ptr<hub::Subscriber> subscriber_;
+  // Valid until OnDone, which cannot come before Finish: CancelStalled, which runs outside
+  // the lock, uses it only while cancelling_ holds Finish back.
+  ::grpc::CallbackServerContext* const context_;
   // Kept alive by gRPC's calls into this object until OnDone drops it.
   std::shared_ptr<SubscribeReactor> self_;
 
   absl::Mutex mu_;
+  // Null until Start has it: the hub may wake the stream (Hub::Shutdown) as soon as
+  // Connect made the subscriber, before Start stored it.
+  std::shared_ptr<hub::Subscriber> subscriber_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // CancelStalled is calling TryCancel: Finish (and so OnDone) must wait.
+  bool cancelling_ ABSL_GUARDED_BY(mu_) = false;
   // Taken from the hub, written from batch_next_ on.
   std::vector<hub::Event> batch_ ABSL_GUARDED_BY(mu_);
   size_t batch_next_ ABSL_GUARDED_BY(mu_) = 0;

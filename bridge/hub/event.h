@@ -15,12 +15,13 @@ inline constexpr char kGapRedisReconnect[] = "redis_reconnect";
 
 // One item of a subscriber's queue, in the order the subscriber must see them.
 struct Event {
-  enum class Type : uint8_t { kSubscribed, kMessage, kGap };
+  enum class Type : uint8_t { kSubscribed, kMessage, kGap, kRefused };
 
   Type type = Type::kMessage;
   // kMessage: the shared message.
   std::shared_ptr<const Message> message;
-  // kSubscribed and kGap: the subscription concerned.
+  // kSubscribed, kGap and kRefused: the subscription concerned. kRefused: the broker
+  // refused the topic (a Redis ACL without it); the subscriber no longer holds it.
   Topic topic;
   // kGap: one of the kGap* reasons, and how many messages were lost (0 when unknown).
   const char* reason = "";
@@ -38,6 +39,12 @@ struct Event {
     e.topic = std::move(t);
     e.reason = reason;
     e.dropped = dropped;
+    return e;
+  }
+  static Event Refused(Topic t) {
+    Event e;
+    e.type = Type::kRefused;
+    e.topic = std::move(t);
     return e;
   }
   static Event OfMessage(std::shared_ptr<const Message> m) {

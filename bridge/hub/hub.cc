@@ -249,6 +249,28 @@ void Hub::OnSubscribeConfirmed(const Topic& topic) {
   Apply(std::move(fx));
 }
 
+void Hub::OnSubscribeRefused(const Topic& topic, const absl::Status& why) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    TopicState* t = Find(topic);
+    if (t == nullptr || t->upstream != UpstreamState::kSubscribing) return;
+    std::vector<std::shared_ptr<Subscriber>> holders(t->waiting.begin(), t->waiting.end());
+    t->live->ForEach([&](const std::shared_ptr<Subscriber>& s) { holders.push_back(s); });
+    BRIDGE_LOG(Warning, "%s; telling its %d subscribers", why.ToString(), holders.size());
+    // Each holder loses the topic, as if it had left, and hears why; its other topics
+    // are untouched.
+    for (const auto& s : holders) {
+      s->topics().erase(topic);
+      s->Purge(topic);
+      AddNotify(s->PushControl(Event::Refused(topic)), &fx.notify);
+    }
+    SetOwesGap(t, false);
+    MapFor(topic.kind).erase(topic.name);
+  }
+  Apply(std::move(fx));
+}
+
 void Hub::OnUnsubscribeConfirmed(const Topic& topic) {
   Effects fx;
   {

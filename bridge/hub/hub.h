@@ -92,6 +92,10 @@ class Hub : public UpstreamListener {
   void OnUpstreamDisconnected() override ABSL_LOCKS_EXCLUDED(mu_);
   void OnSubscribeConfirmed(const Topic& topic) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnUnsubscribeConfirmed(const Topic& topic) override ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the topic from every subscriber holding it, with a Refused event each, and
+  // forgets it.
+  void OnSubscribeRefused(const Topic& topic, const absl::Status& why) override
+      ABSL_LOCKS_EXCLUDED(mu_);
   void OnMessage(const Topic& topic, std::string_view channel, std::string_view payload) override
       ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "bridge/hub/topic.h"
 
@@ -27,6 +28,9 @@ class UpstreamListener {
   // The upstream confirmed a Subscribe (Unsubscribe), in the order they were sent.
   virtual void OnSubscribeConfirmed(const Topic& topic) = 0;
   virtual void OnUnsubscribeConfirmed(const Topic& topic) = 0;
+  // Instead of OnSubscribeConfirmed: the broker refused the topic (a Redis ACL without
+  // it; `why` is PERMISSION_DENIED with the broker's words). The topic is not subscribed.
+  virtual void OnSubscribeRefused(const Topic& topic, const absl::Status& why) = 0;
   // A message on `channel`, delivered for `topic` (the channel itself, or a pattern
   // that matched it). The views are valid only during the call.
   virtual void OnMessage(const Topic& topic, std::string_view channel,

@@ -9,9 +9,12 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 
 namespace bridge::redis {
 namespace {
@@ -24,6 +27,9 @@ absl::Status ErrorFromReply(const std::string& step, const std::string& message)
   }
   return absl::FailedPreconditionError(text);
 }
+
+// Carries Redis' text in the status of a connection closed on an error reply.
+constexpr absl::string_view kErrorReplyPayload = "bridge.redis/closed-by-error-reply";
 
 std::string ContextError(const redisAsyncContext* context, std::string_view fallback) {
   if (context->c.err != 0 && context->c.errstr[0] != '\0') return context->c.errstr;
@@ -162,12 +168,30 @@ void RedisConnection::OnHandshakeReplied(redisAsyncContext* context, const redis
   });
 }
 
+std::optional<std::string> RedisConnection::ErrorReply(const absl::Status& status) {
+  absl::optional<absl::Cord> text = status.GetPayload(kErrorReplyPayload);
+  if (!text.has_value()) return std::nullopt;
+  return std::string(*text);
+}
+
 void RedisConnection::OnDisconnectHook(const redisAsyncContext* context, int /*status*/) {
   auto* self = static_cast<RedisConnection*>(context->data);
   if (self == nullptr) return;
   // The context is being freed by hiredis (peer closed, socket error): forget it.
   self->context_ = nullptr;
   const_cast<redisAsyncContext*>(context)->data = nullptr;
+  if (context->c.err == REDIS_ERR_OTHER && self->ready_) {
+    // hiredis 0.14 sets REDIS_ERR_OTHER, with the reply's text, when it closes the context
+    // on an error reply that no callback awaited (redisProcessCallbacks). In subscribe
+    // mode a (P)SUBSCRIBE has no such callback: this is Redis refusing one.
+    const std::string message = ContextError(context, "error reply");
+    absl::Status status =
+        absl::StartsWith(message, "NOPERM")
+            ? absl::PermissionDeniedError(absl::StrCat("redis refused a command: ", message))
+            : absl::FailedPreconditionError(absl::StrCat("redis refused a command: ", message));
+    status.SetPayload(kErrorReplyPayload, absl::Cord(message));
+    return self->Finish(std::move(status));
+  }
   self->Finish(absl::UnavailableError(ContextError(context, "connection closed")));
 }
 

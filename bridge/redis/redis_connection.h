@@ -6,6 +6,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -46,6 +48,12 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   // The context once ready, for commands; null before and after.
   redisAsyncContext* context() const { return ready_ ? context_ : nullptr; }
+
+  // Redis' error text when on_closed's `status` says that hiredis closed the connection
+  // on an error reply no callback awaited (in subscribe mode: a refused (P)SUBSCRIBE),
+  // rather than the connection failing; nullopt otherwise. Such a status is
+  // PERMISSION_DENIED for Redis' NOPERM (an ACL refusal), FAILED_PRECONDITION otherwise.
+  static std::optional<std::string> ErrorReply(const absl::Status& status);
 
  private:
   static void OnConnectHook(const redisAsyncContext* context, int status);

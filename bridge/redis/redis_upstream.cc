@@ -9,6 +9,8 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -18,6 +20,7 @@
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "bridge/common/log.h"
@@ -95,10 +98,20 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
     if (!publisher_ready_.load(std::memory_order_acquire)) {
       return done(absl::UnavailableError("redis publish connection is down"));
     }
-    boost::asio::post(strand_, [self = shared_from_this(), channel = std::move(channel),
-                                payload = std::move(payload), done = std::move(done)]() mutable {
-      self->DoPublish(channel, payload, std::move(done));
-    });
+    // Reserved here, on the caller's thread, so that publishes still queued for the
+    // strand count too: a Redis that stops reading must not make us buffer without bound.
+    const size_t bytes = channel.size() + payload.size();
+    if (absl::Status reserved = ReservePublish(bytes); !reserved.ok()) return done(reserved);
+    PublishCallback release_then_done = [self = shared_from_this(), bytes, done = std::move(done)](
+                                            absl::StatusOr<int64_t> receivers) mutable {
+      self->ReleasePublish(bytes);
+      done(std::move(receivers));
+    };
+    boost::asio::post(
+        strand_, [self = shared_from_this(), channel = std::move(channel),
+                  payload = std::move(payload), done = std::move(release_then_done)]() mutable {
+          self->DoPublish(channel, payload, std::move(done));
+        });
   }
 
   bool connected() const { return publisher_ready_.load(std::memory_order_acquire); }
@@ -119,10 +132,28 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
     std::shared_ptr<RedisConnection> connection;
     bool ready = false;
     bool ever_ready = false;
-    // Failed attempts since the last ready connection.
+    absl::Time ready_since;
+    // Failed attempts since the last ready connection, for the logs.
     int failures = 0;
+    // The reconnect delay's exponent: it grows with every failed attempt and every
+    // connection lost soon after it was ready, and resets only when one stayed ready for
+    // backoff_reset_after.
+    int backoff = 0;
     std::string last_logged_error;
     boost::asio::steady_timer retry;
+  };
+
+  // A (P)SUBSCRIBE or (P)UNSUBSCRIBE sent and not yet confirmed. Redis answers them in
+  // the order sent, one reply each (one name per command), so when an error reply closes
+  // the connection, the oldest one is the command it refused.
+  struct Order {
+    hub::Topic topic;
+    bool subscribe;
+  };
+
+  struct Refusal {
+    absl::Status why;
+    absl::Time until;
   };
 
   struct PendingPublish {
@@ -159,6 +190,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       BRIDGE_LOG(Info, "redis: %s connection to %s ready", link->name, redacted_url_);
     }
     link->ever_ready = true;
+    link->ready_since = absl::Now();
     link->failures = 0;
     link->last_logged_error.clear();
     if (link == &subscriber_) {
@@ -176,9 +208,18 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
     // Already finished; Close() only makes the end explicit before we let it go.
     link->connection->Close();
     link->connection.reset();
-    const std::string error = status.ToString();
+    // Without the status' payloads, which are for us.
+    const std::string error =
+        absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
     if (link->ready) {
       link->ready = false;
+      // Only a connection that stayed up a while earns a fast reconnect: one Redis drops at
+      // once, again and again, must not reconnect ~40 times a second.
+      if (absl::Now() - link->ready_since >= options_.backoff_reset_after) {
+        link->backoff = 0;
+      } else {
+        ++link->backoff;
+      }
       BRIDGE_LOG(Warning, "redis: %s connection to %s lost (%s); reconnecting", link->name,
                  redacted_url_, error);
       link->last_logged_error = error;
@@ -188,8 +229,12 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
         (link == &subscriber_ ? s.subscriber_connected : s.publisher_connected) = false;
       });
       if (link == &subscriber_) {
+        if (std::optional<std::string> reply = RedisConnection::ErrorReply(status)) {
+          BlameRefusal(status.code(), *reply);
+        }
         epoch_ = 0;
         subscribed_.clear();
+        unconfirmed_.clear();
         if (listener_ != nullptr) listener_->OnUpstreamDisconnected();
       } else {
         // Pending publishes were answered by their callbacks as the context went.
@@ -197,6 +242,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       }
     } else {
       ++link->failures;
+      ++link->backoff;
       SetStat([&](RedisUpstreamStats& s) {
         ++s.connect_failures;
         s.last_error = error;
@@ -215,10 +261,13 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
   }
 
   void DoScheduleRetry(Link* link) {
-    // Full jitter: uniform in [0, ceiling], the ceiling doubling per failure up to the max.
-    const int shift = std::min(link->failures, 20);
+    // Full jitter: uniform in [0, ceiling], the ceiling doubling per step up to the max.
+    const int shift = std::min(link->backoff, 20);
     const absl::Duration ceiling =
         std::min(options_.backoff_initial * (int64_t{1} << shift), options_.backoff_max);
+    SetStat([&](RedisUpstreamStats& s) {
+      (link == &subscriber_ ? s.subscriber_retry_ceiling : s.publisher_retry_ceiling) = ceiling;
+    });
     const absl::Duration delay = absl::Nanoseconds(
         absl::Uniform<int64_t>(absl::IntervalClosed, rng_, 0, absl::ToInt64Nanoseconds(ceiling)));
     BRIDGE_LOG(Debug, "redis: %s reconnect in %s", link->name, absl::FormatDuration(delay));
@@ -249,6 +298,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       if (listener_ != nullptr) listener_->OnUnsubscribeConfirmed(topic);
       return;
     }
+    if (subscribe && IsRefused(topic)) return;
     const char* format = nullptr;
     if (topic.is_pattern()) {
       format = subscribe ? "PSUBSCRIBE %b" : "PUNSUBSCRIBE %b";
@@ -265,6 +315,54 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       return;
     }
     if (subscribe) subscribed_.insert(topic);
+    unconfirmed_.push_back(Order{topic, subscribe});
+  }
+
+  // Whether `topic` is a refusal still remembered; if so, reports it in answer to the
+  // order. Strand only.
+  bool IsRefused(const hub::Topic& topic) {
+    auto it = refused_.find(topic);
+    if (it == refused_.end()) return false;
+    if (absl::Now() >= it->second.until) {
+      BRIDGE_LOG(Info, "redis: trying %s %s again, refused %s ago",
+                 topic.is_pattern() ? "pattern" : "channel", topic.name,
+                 absl::FormatDuration(options_.subscribe_refusal_ttl));
+      refused_.erase(it);
+      return false;
+    }
+    BRIDGE_LOG(Debug, "redis: not subscribing %s, which Redis refused", topic.name);
+    if (listener_ != nullptr) listener_->OnSubscribeRefused(topic, it->second.why);
+    return true;
+  }
+
+  // The subscriber connection was closed on an error reply: it answered the oldest order
+  // not yet confirmed. A refused SUBSCRIBE is remembered so that the resubscription after
+  // the reconnect does not close the connection again, for every subscriber.
+  void BlameRefusal(absl::StatusCode code, const std::string& reply) {
+    if (unconfirmed_.empty() || !unconfirmed_.front().subscribe) {
+      BRIDGE_LOG(Error, "redis: the subscriber connection got an error reply (%s) and no %s", reply,
+                 "subscribe order awaits one; cannot tell what was refused");
+      return;
+    }
+    const hub::Topic& topic = unconfirmed_.front().topic;
+    BRIDGE_LOG(Warning, "redis: refused to subscribe %s %s (%s); not subscribing it for %s",
+               topic.is_pattern() ? "pattern" : "channel", topic.name, reply,
+               absl::FormatDuration(options_.subscribe_refusal_ttl));
+    refused_[topic] =
+        Refusal{absl::Status(code, absl::StrCat("redis refused to subscribe ",
+                                                topic.is_pattern() ? "pattern " : "channel ",
+                                                topic.name, ": ", reply)),
+                absl::Now() + options_.subscribe_refusal_ttl};
+    SetStat([](RedisUpstreamStats& s) { ++s.subscribes_refused; });
+  }
+
+  // A confirmation of `topic`: it answers the first order for it, and every older order
+  // still listed got no reply of its own (hiredis 0.14 drops some unsubscribe replies).
+  void Confirmed(const hub::Topic& topic, bool subscribe) {
+    auto it = std::find_if(unconfirmed_.begin(), unconfirmed_.end(), [&](const Order& o) {
+      return o.subscribe == subscribe && o.topic == topic;
+    });
+    if (it != unconfirmed_.end()) unconfirmed_.erase(unconfirmed_.begin(), it + 1);
   }
 
   static void OnSubscriberReply(redisAsyncContext* context, void* reply, void* privdata) {
@@ -292,13 +390,15 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       listener_->OnMessage(hub::Topic::Pattern(std::string(ReplyText(name))),
                            ReplyText(reply->element[2]), ReplyText(reply->element[3]));
     } else if ((kind == "subscribe" || kind == "psubscribe") && IsString(name)) {
-      listener_->OnSubscribeConfirmed(kind == "subscribe"
-                                          ? hub::Topic::Channel(std::string(ReplyText(name)))
-                                          : hub::Topic::Pattern(std::string(ReplyText(name))));
+      hub::Topic topic = kind == "subscribe" ? hub::Topic::Channel(std::string(ReplyText(name)))
+                                             : hub::Topic::Pattern(std::string(ReplyText(name)));
+      Confirmed(topic, /*subscribe=*/true);
+      listener_->OnSubscribeConfirmed(topic);
     } else if ((kind == "unsubscribe" || kind == "punsubscribe") && IsString(name)) {
       hub::Topic topic = kind == "unsubscribe" ? hub::Topic::Channel(std::string(ReplyText(name)))
                                                : hub::Topic::Pattern(std::string(ReplyText(name)));
       subscribed_.erase(topic);
+      Confirmed(topic, /*subscribe=*/false);
       listener_->OnUnsubscribeConfirmed(topic);
     } else {
       BRIDGE_LOG(Warning, "redis: unexpected '%s' reply on the subscriber connection", kind);
@@ -356,8 +456,48 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
     if (it == pending_.end()) return;
     PublishCallback done = std::move(it->second.done);
     pending_.erase(it);
-    done(absl::DeadlineExceededError(absl::StrCat("redis PUBLISH got no reply within ",
-                                                  absl::FormatDuration(options_.publish_timeout))));
+    const std::string why = absl::StrCat("redis PUBLISH got no reply within ",
+                                         absl::FormatDuration(options_.publish_timeout));
+    done(absl::DeadlineExceededError(why));
+    if (stopped_) return;
+    DoResetPublisher(why);
+  }
+
+  // The publish connection stopped answering (a partition without reset, a Redis that
+  // hangs): everything sent after stays queued in hiredis behind it. Drops it, which
+  // frees hiredis' output buffer, answers what is pending, and reconnects.
+  void DoResetPublisher(const std::string& why) {
+    if (!publisher_.ready || publisher_.connection == nullptr) return;
+    auto pending = std::move(pending_);
+    pending_.clear();
+    SetStat([](RedisUpstreamStats& s) { ++s.publish_resets; });
+    // Answered first, so that the null-reply callbacks run by Close find nothing pending.
+    for (auto& [id, publish] : pending) {
+      publish.done(absl::UnavailableError(absl::StrCat("redis publish connection reset: ", why)));
+    }
+    // Logs it, once, and reconnects.
+    OnClosed(&publisher_, absl::DeadlineExceededError(absl::StrFormat(
+                              "stalled: %s; dropped with %d more pending", why, pending.size())));
+  }
+
+  absl::Status ReservePublish(size_t bytes) {
+    const int count = publishes_in_flight_.fetch_add(1, std::memory_order_acq_rel);
+    const size_t held = publish_bytes_in_flight_.fetch_add(bytes, std::memory_order_acq_rel);
+    if (count < options_.max_publishes_in_flight &&
+        (held == 0 || held + bytes <= options_.max_publish_bytes_in_flight)) {
+      return absl::OkStatus();
+    }
+    ReleasePublish(bytes);
+    SetStat([](RedisUpstreamStats& s) { ++s.publishes_rejected; });
+    return absl::UnavailableError(absl::StrFormat(
+        "too many publishes waiting for redis: %d publishes (%d bytes) in flight, the limit is "
+        "%d publishes (%d bytes); redis is slow or unreachable",
+        count, held, options_.max_publishes_in_flight, options_.max_publish_bytes_in_flight));
+  }
+
+  void ReleasePublish(size_t bytes) {
+    publishes_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    publish_bytes_in_flight_.fetch_sub(bytes, std::memory_order_acq_rel);
   }
 
   void DoStop() {
@@ -382,6 +522,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
     publisher_ready_.store(false, std::memory_order_release);
     epoch_ = 0;
     subscribed_.clear();
+    unconfirmed_.clear();
     SetStat([](RedisUpstreamStats& s) { s.subscriber_connected = s.publisher_connected = false; });
     BRIDGE_LOG(Info, "redis: upstream to %s stopped", redacted_url_);
   }
@@ -415,12 +556,19 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
   uint64_t last_epoch_ = 0;
   // Topics with a (P)SUBSCRIBE sent and no (P)UNSUBSCRIBE confirmed on this connection.
   absl::flat_hash_set<hub::Topic> subscribed_;
+  // Orders sent on this connection and not yet confirmed, oldest first.
+  std::deque<Order> unconfirmed_;
+  // Topics Redis refused to subscribe, and until when we take its word for it.
+  absl::flat_hash_map<hub::Topic, Refusal> refused_;
   uint64_t last_publish_id_ = 0;
   absl::flat_hash_map<uint64_t, PendingPublish> pending_;
   absl::BitGen rng_;
 
   // Read from any thread for Publish's fast failure.
   std::atomic<bool> publisher_ready_{false};
+  // Publishes accepted by Publish and not yet answered; see ReservePublish.
+  std::atomic<int> publishes_in_flight_{0};
+  std::atomic<size_t> publish_bytes_in_flight_{0};
   std::atomic<bool> stopping_{false};
   // Set once a Stop has completed; later Stops return at once.
   std::atomic<bool> stop_finished_{false};
@@ -439,6 +587,9 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
       options.backoff_max < options.backoff_initial) {
     return absl::InvalidArgumentError(
         "redis options: timeouts and backoff must be positive, backoff_max >= backoff_initial");
+  }
+  if (options.max_publishes_in_flight <= 0 || options.max_publish_bytes_in_flight == 0) {
+    return absl::InvalidArgumentError("redis options: publish in-flight limits must be positive");
   }
   return std::unique_ptr<RedisUpstream>(
       new RedisUpstream(std::make_shared<Core>(options, *std::move(url), io)));

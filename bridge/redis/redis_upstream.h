@@ -2,10 +2,12 @@
 #define BRIDGE_REDIS_REDIS_UPSTREAM_H_
 
 #include <boost/asio/io_context.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "bridge/hub/topic.h"
@@ -22,8 +24,23 @@ struct RedisUpstreamOptions {
   // Reconnect delays: full jitter over a ceiling that doubles from initial to max.
   absl::Duration backoff_initial = absl::Milliseconds(50);
   absl::Duration backoff_max = absl::Seconds(2);
-  // A publish without a reply by then answers DEADLINE_EXCEEDED.
+  // A connection lost after staying ready this long reconnects from backoff_initial; one
+  // lost sooner keeps climbing, so a connection Redis drops at once (a refused command)
+  // backs off instead of looping.
+  absl::Duration backoff_reset_after = absl::Seconds(10);
+  // A publish without a reply by then answers DEADLINE_EXCEEDED, and the publish
+  // connection, stalled, is dropped (answering the other pending publishes UNAVAILABLE)
+  // and reconnected: hiredis would otherwise keep every later command queued behind it.
   absl::Duration publish_timeout = absl::Seconds(5);
+  // Publishes accepted and not yet answered, counting their channel and payload bytes;
+  // past either bound a publish answers UNAVAILABLE at once. A single publish larger than
+  // the byte bound is still accepted when no other is in flight.
+  int max_publishes_in_flight = 1024;
+  size_t max_publish_bytes_in_flight = size_t{64} << 20;
+  // How long a (P)SUBSCRIBE that Redis refused (an ACL without that channel) is refused
+  // from memory instead of sent again: each refusal costs the subscriber connection,
+  // since hiredis 0.14 closes it on the error reply.
+  absl::Duration subscribe_refusal_ttl = absl::Minutes(5);
   bool tcp_keepalive = true;
   // How long Stop() from another thread waits for the strand to close the connections.
   absl::Duration stop_timeout = absl::Seconds(5);
@@ -38,6 +55,17 @@ struct RedisUpstreamStats {
   uint64_t disconnects = 0;
   // The most recent connection error, empty if none.
   std::string last_error;
+  // Publishes answered UNAVAILABLE because max_publishes_in_flight (or the byte bound)
+  // was reached.
+  uint64_t publishes_rejected = 0;
+  // Times the publish connection was dropped because a publish got no reply in time.
+  uint64_t publish_resets = 0;
+  // (P)SUBSCRIBEs Redis refused (each one cost the subscriber connection).
+  uint64_t subscribes_refused = 0;
+  // The ceiling of the most recent reconnect delay of each connection (the delay itself
+  // is uniform below it).
+  absl::Duration subscriber_retry_ceiling;
+  absl::Duration publisher_retry_ceiling;
 };
 
 // The hub's upstream on one Redis server, over two connections driven by hiredis on its

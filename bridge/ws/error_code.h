@@ -19,6 +19,7 @@ enum class ErrorCode {
   kRateLimited,           // the client sent frames too fast; the socket closes (1008)
   kSlowConsumer,          // the client read too slowly; the socket closes (1008)
   kUnavailable,           // the server cannot serve the request right now
+  kForbidden,             // Redis refused a channel or pattern (an ACL without it)
 };
 
 constexpr std::string_view ErrorCodeName(ErrorCode code) {
@@ -45,6 +46,8 @@ constexpr std::string_view ErrorCodeName(ErrorCode code) {
       return "slow_consumer";
     case ErrorCode::kUnavailable:
       return "unavailable";
+    case ErrorCode::kForbidden:
+      return "forbidden";
   }
   return "unknown";
 }

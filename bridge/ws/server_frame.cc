@@ -165,6 +165,19 @@ std::string GapFrame(const hub::Topic& topic, std::string_view reason, uint64_t 
   return out;
 }
 
+std::string RefusedFrame(const hub::Topic& topic) {
+  std::string out = "{\"op\":\"error\",\"code\":";
+  AppendJsonString(&out, ErrorCodeName(ErrorCode::kForbidden));
+  out.push_back(',');
+  AppendTopic(&out, topic);
+  out.append(",\"message\":");
+  AppendJsonString(&out, absl::StrCat("redis refused to subscribe ",
+                                      topic.is_pattern() ? "pattern " : "channel ", topic.name,
+                                      " (its ACL for bridge does not allow it)"));
+  out.append(",\"request\":\"subscribe\"}");
+  return out;
+}
+
 std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_view request) {
   std::string out = "{\"op\":\"error\",\"code\":";
   AppendJsonString(&out, ErrorCodeName(code));

@@ -357,6 +357,8 @@ void WsSession::Append(hub::Event& event) {
       return out.AppendTextFrame(SubscribedFrame(event.topic));
     case hub::Event::Type::kGap:
       return out.AppendTextFrame(GapFrame(event.topic, event.reason, event.dropped));
+    case hub::Event::Type::kRefused:
+      return out.AppendTextFrame(RefusedFrame(event.topic));
   }
 }
 

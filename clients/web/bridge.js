@@ -114,7 +114,8 @@ export class Bridge {
 
   /**
    * Events: "state" (state string), "open", "subscribed" ({channel|pattern}),
-   * "gap" ({channel|pattern, reason, dropped}), "error" ({code, message}),
+   * "gap" ({channel|pattern, reason, dropped}), "error" ({code, message}; "forbidden"
+   * also names the channel or pattern Redis refused, whose handlers are dropped),
    * "close" ({code, reason}). Returns a function that removes the listener.
    */
   on(event, handler) {
@@ -263,6 +264,12 @@ export class Bridge {
           this._answerPublish((p) =>
             p.reject(Object.assign(new Error(msg.message), { code: msg.code })),
           );
+        }
+        if (msg.code === "forbidden") {
+          // Redis refused the channel: the server dropped it, and so does the client,
+          // rather than ask again on every reconnect.
+          if (msg.channel !== undefined) this._channels.delete(msg.channel);
+          if (msg.pattern !== undefined) this._patterns.delete(msg.pattern);
         }
         this._emit("error", msg);
         return;

@@ -59,6 +59,19 @@ class FakeUpstream : public Upstream {
     }
     return true;
   }
+  // Refuses the oldest order, a subscribe, as Redis refuses a channel an ACL forbids;
+  // false when the oldest order is not a subscribe.
+  bool RefuseOne(const absl::Status& why) {
+    Order o;
+    {
+      absl::MutexLock lock(&mu_);
+      if (orders_.empty() || !orders_.front().subscribe) return false;
+      o = orders_.front();
+      orders_.pop_front();
+    }
+    listener_->OnSubscribeRefused(o.topic, why);
+    return true;
+  }
   void ConfirmAll() {
     while (ConfirmOne()) {
     }

@@ -41,6 +41,9 @@ class HubTest : public ::testing::Test {
         case Event::Type::kGap:
           out.push_back(absl::StrCat("gap:", prefix, e.topic.name, ":", e.reason, ":", e.dropped));
           break;
+        case Event::Type::kRefused:
+          out.push_back("refused:" + prefix + e.topic.name);
+          break;
         case Event::Type::kMessage:
           out.push_back(absl::StrCat("msg:", e.message->channel(),
                                      e.message->pattern().empty() ? "" : "~" + e.message->pattern(),
@@ -269,6 +272,25 @@ TEST_F(HubTest, NoMessageAfterLeavingDuringAFanOut) {
   upstream_.listener()->OnMessage(Topic::Channel("b"), "b", "m3");
   EXPECT_THAT(Drain(second), ElementsAre("msg:b:1:m3"));
   EXPECT_THAT(Drain(third), ElementsAre("msg:a:2:m2"));
+}
+
+TEST_F(HubTest, ARefusedTopicIsTakenFromItsHoldersOnly) {
+  auto refused = NewSubscriber();
+  auto other = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(refused, {"ok", "forbidden"}, {}).ok());
+  ASSERT_TRUE(hub_.Subscribe(other, {"ok"}, {}).ok());
+  ASSERT_TRUE(upstream_.ConfirmOne());  // ok
+  ASSERT_TRUE(upstream_.RefuseOne(absl::PermissionDeniedError("NOPERM")));
+  EXPECT_THAT(Drain(refused), ElementsAre("sub:ok", "refused:forbidden"));
+  EXPECT_THAT(Drain(other), ElementsAre("sub:ok"));
+  EXPECT_EQ(hub_.Stats().topics, 1u) << "the refused topic is forgotten";
+  EXPECT_TRUE(hub_.Healthy());
+  // The subscriber keeps its other topic, and may ask for the refused one again: a new
+  // order, which the upstream answers again.
+  upstream_.listener()->OnMessage(Topic::Channel("ok"), "ok", "m");
+  EXPECT_THAT(Drain(refused), ElementsAre("msg:ok:1:m"));
+  ASSERT_TRUE(hub_.Subscribe(refused, {"forbidden"}, {}).ok());
+  EXPECT_EQ(upstream_.pending(), 1u);
 }
 
 TEST_F(HubTest, DisconnectPolicyClosesOnlyTheSlowSubscriber) {

@@ -1,7 +1,9 @@
 // The bridge binary as an operator runs it: flags, environment variables, signals.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -157,6 +159,40 @@ TEST(BridgeProcessTest, SigintAlsoDrains) {
   ::kill(pid, SIGINT);
   EXPECT_EQ(reader.WaitForEnd(absl::Seconds(8)).error_code(), ::grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);
+}
+
+// A listen address already in use: the process says why and exits 1 at once. Its Redis
+// connection never started, and stopping it must not wait for a thread that never ran.
+TEST(BridgeProcessTest, PortInUseExitsPromptly) {
+  // Bound without SO_REUSEPORT, which gRPC would otherwise share with it.
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  // Nothing listens there: Redis need not be up for a start, and is never reached here.
+  const std::string redis = absl::StrCat("--redis=redis://127.0.0.1:", FreePort());
+
+  for (const char* which : {"grpc", "ws"}) {
+    SCOPED_TRACE(which);
+    const std::string other = std::string(which) == "grpc" ? "ws" : "grpc";
+    const std::string command =
+        absl::StrCat("timeout -s KILL 30 ", BRIDGE_BINARY, " ", redis, " --", which,
+                     "_addr=127.0.0.1:", port, " --", other, "_addr=127.0.0.1:0 2>&1");
+    const absl::Time before = absl::Now();
+    int code = 0;
+    const std::string out = RunCommand(command, &code);
+    EXPECT_LT(absl::Now() - before, absl::Seconds(3)) << out;
+    EXPECT_EQ(code, 1) << out;
+    EXPECT_NE(out.find("cannot start"), std::string::npos) << out;
+    EXPECT_EQ(out.find("strand is blocked"), std::string::npos) << out;
+  }
+  ::close(taken);
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "bridge/app/app.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/grpc_client.h"
@@ -242,6 +244,10 @@ TEST_F(GrpcBridgeTest, StalledSubscriberDoesNotHoldBackOthers) {
   stalled->Finish();
 }
 
+// Under the disconnect policy a client that stops reading is cut off while it still does
+// not read: its write never completes (HTTP/2 flow control), so the stream must not wait
+// for it. The hub forgets the subscriber and Redis the channel only it held; the reading
+// subscriber goes on.
 TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
   AppOptions options;
   options.subscriber.max_queued_messages = 10;
@@ -252,21 +258,41 @@ TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
   small.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
   auto stalled_stub = v1::Bridge::NewStub(Connect(app_->grpc_port(), small));
   ::grpc::ClientContext stalled_ctx;
-  auto stalled = stalled_stub->Subscribe(&stalled_ctx, Channels({"d"}));
+  auto stalled = stalled_stub->Subscribe(&stalled_ctx, Channels({"d", "d.stalled"}));
   v1::Event e;
-  ASSERT_TRUE(stalled->Read(&e));
+  ASSERT_TRUE(stalled->Read(&e) && e.has_subscribed());
+  ASSERT_TRUE(stalled->Read(&e) && e.has_subscribed());
   StreamReader fast(channel_, Channels({"d"}));
   ASSERT_TRUE(fast.WaitSubscribed());
-  // In lockstep with the reading subscriber, so only the stalled one falls behind.
+  ASSERT_EQ(app_->hub().Stats().subscribers, 2u);
+  ASSERT_EQ(redis_.NumSub("d.stalled"), 1);
+
+  // In lockstep with the reading subscriber, so only the stalled one falls behind, until
+  // the stalled one is gone: far more than its queue and the transport's buffers hold.
   const std::string payload(4096, 'x');
-  for (int i = 1; i <= 3000; ++i) {
-    redis_.Publish("d", payload);
-    ASSERT_TRUE(fast.WaitForEvents(1 + i)) << "the reading subscriber was held back";
+  const int kMaxMessages = 8000;
+  int published = 0;
+  while (published < kMaxMessages && app_->hub().Stats().subscribers == 2) {
+    ASSERT_EQ(redis_.Publish("d", payload), 1);
+    ++published;
+    ASSERT_TRUE(fast.WaitForEvents(1 + published)) << "the reading subscriber was held back";
   }
+  // The stalled client still reads nothing.
+  EXPECT_TRUE(WaitFor([&] { return app_->hub().Stats().subscribers == 1; }, absl::Seconds(5)))
+      << "the stalled stream is still held after " << published << " messages";
+  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("d.stalled") == 0; }, absl::Seconds(5)));
+  EXPECT_EQ(redis_.NumSub("d"), 1);
+  ASSERT_EQ(redis_.Publish("d", "after"), 1);
+  ASSERT_TRUE(fast.WaitForEvents(2 + published));
+  EXPECT_EQ(fast.events().back().message().payload(), "after");
+
+  // Reading again, the client finds its stream ended with the slow consumer's status: the
+  // server cancelled it with that status, since the stalled write could not finish first.
   while (stalled->Read(&e)) {
   }
   ::grpc::Status st = stalled->Finish();
   EXPECT_EQ(st.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "slow consumer")) << st.error_message();
 }
 
 TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
@@ -328,6 +354,42 @@ TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
   EXPECT_EQ(bystander.events()[1].message().payload(), "still here");
 }
 
+// Bridge connects as a Redis user whose ACL allows the channels app:* only. A stream asking
+// for another channel ends with PERMISSION_DENIED; the others go on, and Bridge does not
+// keep asking Redis for the channel (each refusal costs the shared subscriber connection).
+TEST_F(GrpcBridgeTest, AChannelRedisRefusesEndsOnlyItsStreams) {
+  RedisServer acl({"user app on >pw ~* resetchannels &app:* +@all"});
+  AppOptions options;
+  options.redis.url = "redis://app:pw@127.0.0.1:" + std::to_string(acl.port());
+  options.grpc_addr = "127.0.0.1:0";
+  options.shutdown_grace = absl::Seconds(2);
+  app_ = std::make_unique<App>(options);
+  ASSERT_TRUE(app_->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }));
+  channel_ = Connect(app_->grpc_port());
+
+  StreamReader allowed(channel_, Channels({"app:a"}));
+  ASSERT_TRUE(allowed.WaitSubscribed(1));
+  StreamReader refused(channel_, Channels({"app:b", "forbidden"}));
+  ::grpc::Status st = refused.WaitForEnd();
+  EXPECT_EQ(st.error_code(), ::grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "forbidden")) << st.error_message();
+
+  // A second stream for it is refused from memory, without another round trip to Redis.
+  StreamReader again(channel_, Channels({"forbidden"}));
+  EXPECT_EQ(again.WaitForEnd().error_code(), ::grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(app_->upstream_stats().subscribes_refused, 1u);
+  EXPECT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }));
+  EXPECT_TRUE(WaitFor([&] { return acl.NumSub("app:b") == 0; }));
+  ASSERT_TRUE(WaitFor([&] { return acl.NumSub("app:a") == 1; }));
+  EXPECT_EQ(acl.Publish("app:a", "still here"), 1);
+  ASSERT_TRUE(WaitFor([&] {
+    auto events = allowed.events();
+    return !events.empty() && events.back().has_message() &&
+           events.back().message().payload() == "still here";
+  }));
+}
+
 TEST_F(GrpcBridgeTest, CancelReleasesSubscriptionsAtOnce) {
   StartApp();
   auto r = std::make_unique<StreamReader>(channel_, Channels({"c1", "c2"}, {"c.*"}));
@@ -337,6 +399,66 @@ TEST_F(GrpcBridgeTest, CancelReleasesSubscriptionsAtOnce) {
   EXPECT_TRUE(WaitFor([&] {
     return redis_.NumSub("c1") == 0 && redis_.NumSub("c2") == 0 && redis_.NumPat() == 0;
   }));
+}
+
+// A Publish that Redis holds must not keep the drain past its grace: gRPC's shutdown
+// waits for every call, Publish included, and the upstream would answer it only at its
+// publish timeout.
+TEST_F(GrpcBridgeTest, ShutdownAnswersAPublishRedisHolds) {
+  AppOptions options;
+  options.redis.publish_timeout = absl::Seconds(60);
+  StartApp(options);  // 2 s of grace
+  ASSERT_TRUE(redis_.Command({"CLIENT", "PAUSE", "20000", "WRITE"}).ok());
+  ::grpc::ClientContext ctx;
+  v1::PublishRequest req;
+  req.set_channel("held");
+  req.set_payload("x");
+  v1::PublishResponse resp;
+  absl::Notification answered;
+  ::grpc::Status status;
+  stub_->async()->Publish(&ctx, &req, &resp, [&](::grpc::Status st) {
+    status = std::move(st);
+    answered.Notify();
+  });
+  // Redis has the PUBLISH and holds it.
+  auto blocked_clients = [&] {
+    absl::StatusOr<std::string> info = redis_.Command({"INFO", "clients"});
+    return info.ok() && absl::StrContains(*info, "blocked_clients:1");
+  };
+  // Not ASSERT: the call must be answered before ctx goes.
+  EXPECT_TRUE(WaitFor(blocked_clients));
+
+  const absl::Time before = absl::Now();
+  app_->Shutdown();
+  EXPECT_LT(absl::Now() - before, absl::Seconds(3));
+  EXPECT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(1)));
+  if (!answered.HasBeenNotified()) {
+    ctx.TryCancel();
+    answered.WaitForNotification();
+  }
+  EXPECT_FALSE(status.ok());
+  EXPECT_TRUE(redis_.Command({"CLIENT", "UNPAUSE"}).ok());
+}
+
+// Streams that start while the server shuts down: Hub::Shutdown may wake one between
+// Hub::Connect and the moment the stream stored its subscriber. Each ends, and none is left
+// behind: UNAVAILABLE from the bridge, or CANCELLED, which gRPC itself gives some of the
+// calls that arrive as the server shuts down.
+TEST_F(GrpcBridgeTest, StreamsStartingDuringShutdownAllEnd) {
+  StartApp();
+  std::vector<std::unique_ptr<StreamReader>> readers;
+  for (int i = 0; i < 200; ++i) {
+    readers.push_back(
+        std::make_unique<StreamReader>(channel_, Channels({absl::StrCat("starting.", i % 10)})));
+  }
+  app_->Shutdown();
+  for (auto& r : readers) {
+    const ::grpc::Status st = r->WaitForEnd(absl::Seconds(5));
+    EXPECT_TRUE(st.error_code() == ::grpc::StatusCode::UNAVAILABLE ||
+                st.error_code() == ::grpc::StatusCode::CANCELLED)
+        << st.error_code() << " " << st.error_message();
+  }
+  EXPECT_EQ(app_->hub().Stats().subscribers, 0u);
 }
 
 TEST_F(GrpcBridgeTest, ShutdownEndsStreamsWithUnavailable) {

@@ -1,7 +1,9 @@
 #include "bridge/redis/redis_upstream.h"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,10 +14,15 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bridge/hub/upstream.h"
@@ -52,6 +59,18 @@ class RecordingListener : public hub::UpstreamListener {
   }
   void OnMessage(const Topic& topic, std::string_view channel, std::string_view payload) override {
     Add({Event::kMessage, 0, topic, std::string(channel), std::string(payload)});
+  }
+  void OnSubscribeRefused(const Topic& topic, const absl::Status& why) override {
+    absl::MutexLock lock(&mu_);
+    refused_.emplace_back(topic, why);
+  }
+
+  // The refusals reported, once there are `n`.
+  std::vector<std::pair<Topic, absl::Status>> AwaitRefused(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return refused_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    return refused_;
   }
 
   // The first event from index `from` on that `match` accepts, once there is one.
@@ -105,6 +124,7 @@ class RecordingListener : public hub::UpstreamListener {
 
   mutable absl::Mutex mu_;
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<Topic, absl::Status>> refused_ ABSL_GUARDED_BY(mu_);
 };
 
 // The answer to one Publish, awaited with a deadline.
@@ -337,6 +357,230 @@ TEST_F(RedisUpstreamTest, PublishTimesOut) {
   upstream_->Publish("c", "p", result.Callback());
   EXPECT_EQ(result.Await().status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(result.calls(), 1);
+}
+
+// The redis-server's process id, from INFO (the test server does not expose it).
+pid_t RedisPid(const RedisServer& server) {
+  absl::StatusOr<std::string> info = server.Command({"INFO", "server"});
+  if (!info.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(*info, absl::ByAnyChar("\r\n"))) {
+    int pid = 0;
+    if (absl::ConsumePrefix(&line, "process_id:") && absl::SimpleAtoi(line, &pid)) return pid;
+  }
+  return -1;
+}
+
+TEST_F(RedisUpstreamTest, StalledPublishConnectionIsCappedThenDroppedAndReconnected) {
+  std::vector<std::unique_ptr<PublishResult>> held;
+  PublishResult over, down, after;
+  // Even when an assertion returns early, no answer may outlive the results it goes to.
+  absl::Cleanup stop = [this] {
+    if (upstream_) upstream_->Stop();
+  };
+  RedisServer server;
+  RedisUpstreamOptions options = Options(server.url());
+  options.publish_timeout = absl::Seconds(1);
+  options.max_publishes_in_flight = 3;
+  StartUpstream(options);
+  ASSERT_NE(listener_.AwaitConnected(), 0u);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+
+  // A Redis that stays connected and stops reading, as behind a partition without reset.
+  const pid_t pid = RedisPid(server);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  absl::Cleanup resume = [pid] { ::kill(pid, SIGCONT); };
+
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<PublishResult>());
+    upstream_->Publish("c", std::string(1000, 'x'), held.back()->Callback());
+  }
+  // Past the cap: refused at once, from this thread, while the three wait for Redis.
+  upstream_->Publish("c", "p", over.Callback());
+  ASSERT_EQ(over.calls(), 1);
+  absl::StatusOr<int64_t> r = over.Await();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "too many publishes")) << r.status();
+  EXPECT_EQ(upstream_->Stats().publishes_rejected, 1u);
+
+  // The first timeout to run (the io threads may deliver them in any order) answers
+  // DEADLINE_EXCEEDED and drops the stalled connection, which answers the other two.
+  int timed_out = 0;
+  int reset = 0;
+  for (auto& result : held) {
+    absl::StatusOr<int64_t> answer = result->Await();
+    if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      ++timed_out;
+    } else if (answer.status().code() == absl::StatusCode::kUnavailable &&
+               absl::StrContains(answer.status().message(), "connection reset")) {
+      ++reset;
+    } else {
+      ADD_FAILURE() << answer.status();
+    }
+    EXPECT_EQ(result->calls(), 1);
+  }
+  EXPECT_EQ(timed_out, 1);
+  EXPECT_EQ(reset, 2);
+  ASSERT_TRUE(WaitFor([&] { return !upstream_->connected(); }, kWait));
+  EXPECT_EQ(upstream_->Stats().publish_resets, 1u);
+  EXPECT_GE(upstream_->Stats().disconnects, 1u);
+
+  // The cap was given back: now a publish fails for the connection, not for the cap.
+  upstream_->Publish("c", "p", down.Callback());
+  r = down.Await();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_FALSE(absl::StrContains(r.status().message(), "too many publishes")) << r.status();
+
+  // Redis comes back: the publish connection reconnects and publishes go through.
+  std::move(resume).Invoke();
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+  upstream_->Publish("c", "p", after.Callback());
+  r = after.Await();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 0);
+  // The subscriber connection was never touched.
+  EXPECT_EQ(listener_.Count(Event::kDisconnected), 0);
+}
+
+TEST_F(RedisUpstreamTest, PublishBytesInFlightAreCapped) {
+  PublishResult big, small, again;
+  absl::Cleanup stop = [this] {
+    if (upstream_) upstream_->Stop();
+  };
+  RedisServer server;
+  RedisUpstreamOptions options = Options(server.url());
+  options.max_publish_bytes_in_flight = 1000;
+  StartUpstream(options);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+  const pid_t pid = RedisPid(server);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  absl::Cleanup resume = [pid] { ::kill(pid, SIGCONT); };
+
+  // Alone in flight, one publish over the byte bound still goes; the next waits for it.
+  upstream_->Publish("c", std::string(4000, 'x'), big.Callback());
+  upstream_->Publish("c", "p", small.Callback());
+  ASSERT_EQ(small.calls(), 1);
+  EXPECT_EQ(small.Await().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(big.calls(), 0);
+
+  std::move(resume).Invoke();
+  absl::StatusOr<int64_t> r = big.Await();
+  ASSERT_TRUE(r.ok()) << r.status();
+  upstream_->Publish("c", "p", again.Callback());
+  r = again.Await();
+  ASSERT_TRUE(r.ok()) << r.status();
+}
+
+TEST_F(RedisUpstreamTest, QuickDropsBackOffInsteadOfLooping) {
+  RedisServer server;
+  RedisUpstreamOptions options = Options(server.url());
+  options.backoff_initial = absl::Milliseconds(1);
+  options.backoff_max = absl::Seconds(1);
+  options.backoff_reset_after = absl::Minutes(1);
+  StartUpstream(options);
+  // Redis drops the subscriber connection right after each (re)connect: every reconnect
+  // must wait longer than the one before, not start again from backoff_initial.
+  size_t mark = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t epoch = listener_.AwaitConnected(mark);
+    ASSERT_NE(epoch, 0u) << "round " << i;
+    mark = listener_.size();
+    upstream_->Subscribe(Topic::Channel("drop"), epoch);
+    ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("drop"), mark));
+    ASSERT_TRUE(server.Command({"CLIENT", "KILL", "TYPE", "pubsub"}).ok());
+    ASSERT_TRUE(
+        listener_.Await(mark, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+    mark = listener_.size();
+  }
+  EXPECT_GE(upstream_->Stats().subscriber_retry_ceiling, absl::Milliseconds(8))
+      << upstream_->Stats().subscriber_retry_ceiling;
+  EXPECT_NE(listener_.AwaitConnected(mark), 0u);
+}
+
+// A Redis user limited to the channels app:* (and the pattern app:*).
+class RedisAclTest : public RedisUpstreamTest {
+ protected:
+  RedisAclTest() : server_({"user app on >pw ~* resetchannels &app:* +@all"}) {}
+
+  uint64_t ConnectAsApp() {
+    RedisUpstreamOptions options =
+        Options("redis://app:pw@127.0.0.1:" + std::to_string(server_.port()));
+    absl::StatusOr<std::unique_ptr<RedisUpstream>> upstream = RedisUpstream::Create(options, io_);
+    EXPECT_TRUE(upstream.ok()) << upstream.status();
+    if (!upstream.ok()) return 0;
+    upstream_ = *std::move(upstream);
+    upstream_->SetListener(&listener_);
+    upstream_->Start();
+    return listener_.AwaitConnected();
+  }
+
+  RedisServer server_;
+};
+
+TEST_F(RedisAclTest, RefusedSubscribeIsBlamedAndNotRepeated) {
+  const uint64_t first = ConnectAsApp();
+  ASSERT_NE(first, 0u);
+  // Pipelined, as the hub sends them: the refusal is the second reply.
+  upstream_->Subscribe(Topic::Channel("app:a"), first);
+  upstream_->Subscribe(Topic::Channel("forbidden"), first);
+  upstream_->Subscribe(Topic::Channel("app:b"), first);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("app:a")));
+  // hiredis closes the connection on the NOPERM.
+  ASSERT_TRUE(listener_.Await(0, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  const size_t mark = listener_.size();
+  const uint64_t second = listener_.AwaitConnected(mark);
+  ASSERT_NE(second, 0u);
+  EXPECT_EQ(upstream_->Stats().subscribes_refused, 1u);
+
+  // The hub resubscribes everything it wants: the refused topic is answered from memory,
+  // and the others go live, on a connection that now stays up.
+  for (const char* name : {"app:a", "forbidden", "app:b"}) {
+    upstream_->Subscribe(Topic::Channel(name), second);
+  }
+  std::vector<std::pair<Topic, absl::Status>> refused = listener_.AwaitRefused(1);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].first, Topic::Channel("forbidden"));
+  EXPECT_EQ(refused[0].second.code(), absl::StatusCode::kPermissionDenied) << refused[0].second;
+  EXPECT_TRUE(absl::StrContains(refused[0].second.message(), "NOPERM")) << refused[0].second;
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("app:a"), mark));
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("app:b"), mark));
+  // One more round trip on the same connection, then count: no second disconnect.
+  upstream_->Subscribe(Topic::Pattern("app:*"), second);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Pattern("app:*"), mark));
+  EXPECT_EQ(server_.Publish("app:a", "still here"), 2);
+  EXPECT_TRUE(listener_
+                  .Await(mark,
+                         [](const Event& e) {
+                           return e.kind == Event::kMessage && e.payload == "still here";
+                         })
+                  .has_value());
+  EXPECT_EQ(listener_.Count(Event::kDisconnected), 1);
+  EXPECT_EQ(upstream_->Stats().disconnects, 1u);
+  EXPECT_EQ(server_.NumSub("forbidden"), 0);
+}
+
+TEST_F(RedisAclTest, RefusedPatternIsBlamed) {
+  const uint64_t first = ConnectAsApp();
+  ASSERT_NE(first, 0u);
+  upstream_->Subscribe(Topic::Channel("app:a"), first);
+  upstream_->Subscribe(Topic::Channel("app:b"), first);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("app:b")));
+  // An unsubscribe answered before the refusal: the refusal is still the pattern's.
+  upstream_->Unsubscribe(Topic::Channel("app:a"), first);
+  upstream_->Subscribe(Topic::Pattern("*"), first);
+  ASSERT_TRUE(listener_.Await(0, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  const size_t mark = listener_.size();
+  const uint64_t second = listener_.AwaitConnected(mark);
+  ASSERT_NE(second, 0u);
+  upstream_->Subscribe(Topic::Pattern("*"), second);
+  upstream_->Subscribe(Topic::Channel("app:a"), second);
+  std::vector<std::pair<Topic, absl::Status>> refused = listener_.AwaitRefused(1);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].first, Topic::Pattern("*"));
+  EXPECT_TRUE(listener_.AwaitKind(Event::kUnsubscribed, Topic::Channel("app:a")));
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("app:a"), mark));
+  EXPECT_EQ(listener_.Count(Event::kDisconnected), 1);
 }
 
 TEST_F(RedisUpstreamTest, ReconnectsWithANewEpochAfterRedisRestarts) {

@@ -66,6 +66,43 @@ TEST_F(WsRedisTest, HealthzFollowsRedis) {
   }));
 }
 
+// Bridge connects as a Redis user whose ACL allows the channels app:* only: a socket
+// asking for another channel gets a forbidden error for it and keeps the rest.
+TEST(WsRedisAclTest, ARefusedChannelIsAnErrorAndTheSocketStays) {
+  RedisServer acl({"user app on >pw ~* resetchannels &app:* +@all"});
+  AppOptions o;
+  o.redis.url = "redis://app:pw@127.0.0.1:" + std::to_string(acl.port());
+  o.grpc_addr = "127.0.0.1:0";
+  o.ws.address = "127.0.0.1:0";
+  o.shutdown_grace = absl::Seconds(3);
+  App app(o);
+  ASSERT_TRUE(app.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return app.hub().Healthy(); }));
+  auto c = WsTestClient::Connect(app.ws_port());
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE((*c)->SendJson({{"op", "subscribe"}, {"channels", {"app:a", "forbidden"}}}).ok());
+  auto s = (*c)->ReadOp("subscribed");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["channel"], "app:a");
+  auto e = (*c)->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "forbidden");
+  EXPECT_EQ((*e)["channel"], "forbidden");
+  EXPECT_EQ((*e)["request"], "subscribe");
+  // Asking again is answered from memory, and the socket still gets its channel.
+  ASSERT_TRUE((*c)->SendJson({{"op", "subscribe"}, {"channels", {"forbidden"}}}).ok());
+  e = (*c)->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "forbidden");
+  ASSERT_TRUE(WaitFor([&] { return app.hub().Healthy(); }));
+  ASSERT_TRUE(WaitFor([&] { return acl.NumSub("app:a") == 1; }));
+  EXPECT_EQ(acl.Publish("app:a", "still here"), 1);
+  auto m = (*c)->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "still here");
+  app.Shutdown();
+}
+
 TEST_F(WsRedisTest, SubscribeUnsubscribeAndPatterns) {
   auto c = Client("/ws?channel=url.chan");
   ASSERT_NE(c, nullptr);

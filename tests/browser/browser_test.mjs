@@ -172,6 +172,27 @@ async function main() {
   await page.locator("#publish-note", { hasText: "Published to 1" }).waitFor();
   log("page subscribed and published through its forms");
 
+  // 3b. bridge.js pairs every answer with its publish: a refusal the server knows at once
+  // waits behind a publish still with Redis, and is marked as a publish's answer.
+  const answers = await page.evaluate(async () => {
+    const { Bridge } = await import("/bridge.js");
+    const b = new Bridge();
+    await new Promise((resolve) => b.on("open", resolve));
+    const outcome = (p) => p.then((n) => `ok:${n}`, (e) => `error:${e.code}`);
+    const got = await Promise.all([
+      outcome(b.publish("from-ui", "first")),
+      outcome(b.publish("bad\u0001name", "refused")),
+      outcome(b.publish("from-ui", "third")),
+    ]);
+    b.close();
+    return got;
+  });
+  const want = ["ok:1", "error:bad_channel", "ok:1"];
+  if (JSON.stringify(answers) !== JSON.stringify(want)) {
+    throw new Error(`publish answers ${JSON.stringify(answers)}, want ${JSON.stringify(want)}`);
+  }
+  log("publish answers paired in order, refusal included");
+
   // 4. Redis restarts: a gap on the page, then messages again.
   redis.kill("SIGKILL");
   await redis.exited;

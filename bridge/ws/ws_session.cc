@@ -271,7 +271,10 @@ void WsSession::Publish(PublishCommand command) {
 }
 
 uint64_t WsSession::BeginPublish() {
-  publish_answers_.emplace_back();
+  if (publish_answers_.full()) {
+    publish_answers_.set_capacity(std::max<size_t>(4, 2 * publish_answers_.capacity()));
+  }
+  publish_answers_.push_back(std::nullopt);
   return first_publish_ + publish_answers_.size() - 1;
 }
 
@@ -285,6 +288,8 @@ void WsSession::AnswerPublish(uint64_t id, std::string json) {
     Send(*publish_answers_.front());
     publish_answers_.pop_front();
     ++first_publish_;
+    if (publish_answers_.empty())
+      boost::circular_buffer<std::optional<std::string>>().swap(publish_answers_);
   }
   MaybeResumeRead();
 }

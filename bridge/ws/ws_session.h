@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +14,7 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/websocket.hpp"
+#include "boost/circular_buffer.hpp"
 #include "bridge/hub/event.h"
 #include "bridge/hub/subscriber.h"
 #include "bridge/ws/client_frame.h"
@@ -129,7 +129,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
 
   // The answers of the publishes not yet answered on the wire, oldest first; an entry
   // is empty until its answer is known. The front entry's id is first_publish_.
-  std::deque<std::optional<std::string>> publish_answers_;
+  // A ring that allocates on the first publish (a deque would allocate with every
+  // session) and is released once the answers are out.
+  boost::circular_buffer<std::optional<std::string>> publish_answers_;
   uint64_t first_publish_ = 0;
   // The socket is full: from a Flush that returned false until OnStreamFlushed.
   bool writing_ = false;

@@ -63,6 +63,9 @@ int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream
   } else {
     std::string payload;
     std::string error;
+    // At a terminal, say what is awaited rather than seem to hang.
+    if (isatty(in_fd))
+      err << "bridgectl: type the message, then Ctrl-D (Ctrl-C cancels)\n" << std::flush;
     switch (ReadAll(in_fd, stop, &payload, &error)) {
       case ReadResult::kDone:
         break;

@@ -7,10 +7,11 @@
 
 import base64
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
-import time
 
 from harness import TIMEOUT, Proc, Stack, TestFailure, free_port, main, run
 
@@ -215,47 +216,27 @@ def slow_consumer(args):
         stack.close()
 
 
-def wait_stop_signals_blocked(proc, timeout=TIMEOUT):
-    """Waits until bridgectl's main thread blocks SIGINT and SIGTERM (its StopSignal
-    exists): a signal sent before would find the default action and kill it. Nothing
-    announces that moment, so this polls /proc, with a deadline."""
-    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
-    status = f"/proc/{proc.popen.pid}/task/{proc.popen.pid}/status"
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        try:
-            with open(status, encoding="ascii") as f:
-                blocked = next(int(line.split()[1], 16) for line in f
-                               if line.startswith("SigBlk:"))
-            if blocked & wanted == wanted:
-                return
-        except (OSError, StopIteration):
-            pass
-        if proc.popen.poll() is not None or time.monotonic() > deadline:
-            raise TestFailure("bridgectl never blocked SIGINT and SIGTERM\n" + proc.transcript())
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
 def publish_stdin_signal(args):
     """`bridgectl publish CHANNEL` waiting on a standard input that never ends: the first
     SIGTERM or SIGINT (Ctrl-C) ends it with exit 0, as the README promises, and publishes
-    nothing."""
+    nothing. Standard input is a terminal (a pty), where bridgectl says it waits for the
+    message: its stop signals are in place by then."""
     dead = f"127.0.0.1:{free_port()}"  # Never reached: the message never ends.
     for sig in (signal.SIGTERM, signal.SIGINT):
+        master, slave = pty.openpty()
         proc = Proc([args.bridgectl, "publish", "ch", "--addr", dead], name="bridgectl",
-                    stdin=subprocess.PIPE)
+                    stdin=slave)
+        os.close(slave)
         try:
-            wait_stop_signals_blocked(proc)
+            proc.expect(r"type the message, then Ctrl-D", stream="stderr")
             proc.signal(sig)
             # Well under TIMEOUT: the signal ends the read at once, or not at all.
             proc.expect_exit(0, timeout=5)
-            check(not proc.lines["stdout"] and not proc.lines["stderr"],
+            check(not proc.lines["stdout"] and len(proc.lines["stderr"]) == 1,
                   f"output after {sig.name}", proc.transcript())
         finally:
             proc.stop()
-            proc.popen.stdin.close()
+            os.close(master)
     # The input read to its end still publishes it (here: to nobody, so UNAVAILABLE).
     code, _, err = run([args.bridgectl, "publish", "ch", "--addr", dead, "--timeout", "2s"],
                        stdin_bytes=b"x" * 200000)

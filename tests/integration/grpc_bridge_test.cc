@@ -21,8 +21,9 @@ namespace {
 
 class GrpcBridgeTest : public ::testing::Test {
  protected:
-  void StartApp(AppOptions options = {}) {
-    options.redis.url = redis_.url();
+  // Against redis_, unless `redis_url` names another server.
+  void StartApp(AppOptions options = {}, const std::string& redis_url = "") {
+    options.redis.url = redis_url.empty() ? redis_.url() : redis_url;
     options.grpc_addr = "127.0.0.1:0";
     options.shutdown_grace = absl::Seconds(2);
     app_ = std::make_unique<App>(options);
@@ -359,14 +360,7 @@ TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
 // keep asking Redis for the channel (each refusal costs the shared subscriber connection).
 TEST_F(GrpcBridgeTest, AChannelRedisRefusesEndsOnlyItsStreams) {
   RedisServer acl({"user app on >pw ~* resetchannels &app:* +@all"});
-  AppOptions options;
-  options.redis.url = "redis://app:pw@127.0.0.1:" + std::to_string(acl.port());
-  options.grpc_addr = "127.0.0.1:0";
-  options.shutdown_grace = absl::Seconds(2);
-  app_ = std::make_unique<App>(options);
-  ASSERT_TRUE(app_->Start().ok());
-  ASSERT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }));
-  channel_ = Connect(app_->grpc_port());
+  StartApp({}, "redis://app:pw@127.0.0.1:" + std::to_string(acl.port()));
 
   StreamReader allowed(channel_, Channels({"app:a"}));
   ASSERT_TRUE(allowed.WaitSubscribed(1));

@@ -19,6 +19,15 @@ class HubTest : public ::testing::Test {
  protected:
   HubTest() : hub_(HubOptions{}, &upstream_) { upstream_.Connect(1); }
 
+  // A subscriber of the live channel "a", its Subscribed taken.
+  std::shared_ptr<Subscriber> LiveOnA(SubscriberOptions options) {
+    auto s = NewSubscriber(options);
+    EXPECT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+    upstream_.ConfirmAll();
+    Drain(s);
+    return s;
+  }
+
   std::shared_ptr<Subscriber> NewSubscriber(SubscriberOptions options = {}) {
     auto sink = std::make_shared<CountingSink>();
     sinks_.push_back(sink);
@@ -187,10 +196,7 @@ TEST_F(HubTest, SlowConsumerDropsOldestAndReportsGap) {
 TEST_F(HubTest, ByteBoundHoldsAndOversizedMessageIsAGap) {
   SubscriberOptions small;
   small.max_queued_bytes = 100;
-  auto s = NewSubscriber(small);
-  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
-  upstream_.ConfirmAll();
-  Drain(s);
+  auto s = LiveOnA(small);
   const std::string p40(39, 'x');  // 39 + 1 byte of channel name = 40.
   for (int i = 0; i < 3; ++i) upstream_.listener()->OnMessage(Topic::Channel("a"), "a", p40);
   upstream_.listener()->OnMessage(Topic::Channel("a"), "a", std::string(500, 'y'));
@@ -207,10 +213,7 @@ TEST_F(HubTest, ByteBoundHoldsAndOversizedMessageIsAGap) {
 TEST_F(HubTest, OversizedMessagesInARowAreOneGap) {
   SubscriberOptions small;
   small.max_queued_bytes = 100;
-  auto s = NewSubscriber(small);
-  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
-  upstream_.ConfirmAll();
-  Drain(s);
+  auto s = LiveOnA(small);
   for (int i = 0; i < 1000; ++i) {
     upstream_.listener()->OnMessage(Topic::Channel("a"), "a", std::string(500, 'y'));
   }

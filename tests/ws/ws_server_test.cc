@@ -266,6 +266,22 @@ class WsServerTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }));
   }
 
+  // A raw client with small socket buffers of its own, whose server end gets a small
+  // `option` (SO_RCVBUF or SO_SNDBUF) too, so that the server's socket fills quickly;
+  // `server_end`, if given, gets the server's descriptor of it.
+  std::unique_ptr<RawClient> SmallBufferedClient(int option, int* server_end = nullptr) {
+    auto c = RawClient::Connect(server_->port(), 4096);
+    EXPECT_NE(c, nullptr);
+    if (c == nullptr) return nullptr;
+    int server_fd = -1;
+    EXPECT_TRUE(
+        WaitFor([&] { return (server_fd = ServerEndOf(server_->port(), c->local_port())) >= 0; }));
+    const int bytes = 64 << 10;
+    EXPECT_EQ(setsockopt(server_fd, SOL_SOCKET, option, &bytes, sizeof bytes), 0);
+    if (server_end != nullptr) *server_end = server_fd;
+    return c;
+  }
+
   // In App's order: sockets first, then the hub's subscribers, then Redis.
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(2));
@@ -801,15 +817,10 @@ TEST_F(WsServerTest, ClientThatDoesNotReadMeetsBackPressure) {
   WsOptions o = Defaults();
   o.max_client_frames_per_sec = 0;  // no rate limit: only back-pressure may stop it
   Start(o);
-  auto c = RawClient::Connect(server_->port(), 4096);
-  ASSERT_NE(c, nullptr);
   // The server's receive buffer, fixed and small: what it holds unread stays far below
   // the limit below.
-  int server_fd = -1;
-  ASSERT_TRUE(
-      WaitFor([&] { return (server_fd = ServerEndOf(server_->port(), c->local_port())) >= 0; }));
-  const int rcvbuf = 64 << 10;
-  ASSERT_EQ(setsockopt(server_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+  auto c = SmallBufferedClient(SO_RCVBUF);
+  ASSERT_NE(c, nullptr);
 
   Json names = Json::array();
   for (int i = 0; i < 256; ++i) names.push_back(absl::StrCat(std::string(200, 'n'), i));
@@ -860,14 +871,10 @@ TEST_F(WsServerTest, NoFrameFollowsTheCloseFrame) {
   o.subscriber.max_queued_messages = 100000;
   o.subscriber.max_queued_bytes = 256 << 20;
   Start(o);
-  auto c = RawClient::Connect(server_->port(), 4096);
-  ASSERT_NE(c, nullptr);
-  int server_fd = -1;
-  ASSERT_TRUE(
-      WaitFor([&] { return (server_fd = ServerEndOf(server_->port(), c->local_port())) >= 0; }));
   // A fixed, small send buffer on the server: far less than one batch of messages.
-  const int sndbuf = 64 << 10;
-  ASSERT_EQ(setsockopt(server_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+  int server_fd = -1;
+  auto c = SmallBufferedClient(SO_SNDBUF, &server_fd);
+  ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->SendFrame(kText, R"({"op":"subscribe","channels":["firehose"]})"));
   ASSERT_TRUE(c->ReadOp("subscribed").has_value());
 

@@ -312,6 +312,17 @@ class WsServerTest : public ::testing::Test {
     return c.ok() ? *std::move(c) : nullptr;
   }
 
+  // A server that takes publishes, a client of it, and a Redis that takes no PUBLISH for
+  // 30 s (until CLIENT UNPAUSE): the client's publishes stay pending.
+  std::unique_ptr<WsTestClient> PublisherWithRedisPaused() {
+    WsOptions o = Defaults();
+    o.allow_publish = true;
+    Start(o);
+    auto c = Client();
+    EXPECT_TRUE(redis_.Command({"CLIENT", "PAUSE", "30000", "WRITE"}).ok());
+    return c;
+  }
+
   // Subscribes to `channel` and waits for the confirmation, which comes once Redis
   // confirmed the SUBSCRIBE: every message published from now on reaches the socket.
   void Subscribe(WsTestClient& c, const std::string& channel) {
@@ -916,13 +927,8 @@ TEST_F(WsServerTest, NoFrameFollowsTheCloseFrame) {
 // loops' io_contexts are gone, and must find no session to post to or destroy. The
 // session is gone once Shutdown returns (the callback holds it weakly).
 TEST_F(WsServerTest, PublishPendingAtShutdownKeepsNoSession) {
-  WsOptions o = Defaults();
-  o.allow_publish = true;
-  Start(o);
-  auto c = Client();
+  auto c = PublisherWithRedisPaused();
   ASSERT_NE(c, nullptr);
-  // Redis takes no PUBLISH until unpaused: the publish stays pending.
-  ASSERT_TRUE(redis_.Command({"CLIENT", "PAUSE", "30000", "WRITE"}).ok());
   ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "later"}, {"data", "x"}}));
   ASSERT_OK(c->Barrier());  // the publish was handed to the hub
   std::thread stopper([&] { server_->Shutdown(absl::Seconds(5)); });
@@ -939,12 +945,8 @@ TEST_F(WsServerTest, PublishPendingAtShutdownKeepsNoSession) {
 // Answers to publishes come in the order of the publishes, refusals included, so that
 // a client pairs them first in, first out; errors that answer a publish say so.
 TEST_F(WsServerTest, PublishAnswersKeepRequestOrder) {
-  WsOptions o = Defaults();
-  o.allow_publish = true;
-  Start(o);
-  auto c = Client();
+  auto c = PublisherWithRedisPaused();
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(redis_.Command({"CLIENT", "PAUSE", "30000", "WRITE"}).ok());
   ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "first"}, {"data", "x"}}));
   ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", ""}, {"data", "x"}}));
   ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", 7}, {"data", "x"}}));

@@ -95,12 +95,19 @@ HttpSession::Response HttpSession::Answer(const Request& request) const {
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.body() = std::move(body);
   };
+  // Every resource here is read-only: GET, and HEAD, which answers GET's headers alone.
+  const bool head = request.method() == http::verb::head;
+  const bool readable = head || request.method() == http::verb::get;
+  auto refuse_method = [&] {
+    text(http::status::method_not_allowed, "use GET\n");
+    res.set(http::field::allow, "GET, HEAD");
+  };
   auto target = ParseTarget(std::string_view(request.target().data(), request.target().size()));
   if (!target) {
     text(http::status::bad_request, "malformed URL\n");
   } else if (target->path == "/healthz") {
-    if (request.method() != http::verb::get) {
-      text(http::status::method_not_allowed, "use GET\n");
+    if (!readable) {
+      refuse_method();
     } else if (state_->hub()->Healthy()) {
       text(http::status::ok, "ok\n");
     } else {
@@ -111,8 +118,8 @@ HttpSession::Response HttpSession::Answer(const Request& request) const {
     text(http::status::upgrade_required, "this is a WebSocket endpoint\n");
     res.set(http::field::upgrade, "websocket");
   } else if (const StaticFiles::File* file = state_->files().Find(target->path)) {
-    if (request.method() != http::verb::get) {
-      text(http::status::method_not_allowed, "use GET\n");
+    if (!readable) {
+      refuse_method();
     } else {
       res.set(http::field::content_type, file->content_type);
       res.set(http::field::cache_control, "no-cache");
@@ -123,6 +130,8 @@ HttpSession::Response HttpSession::Answer(const Request& request) const {
     text(http::status::not_found, "not found\n");
   }
   res.prepare_payload();
+  // The Content-Length stays the one GET's body has.
+  if (head) res.body().clear();
   return res;
 }
 

@@ -44,6 +44,7 @@ namespace websocket = boost::beast::websocket;
 using ::bridge::testing::RedisServer;
 using ::bridge::testing::WaitFor;
 using testing::HttpGet;
+using testing::HttpRequest;
 using testing::WsTestClient;
 using Json = nlohmann::json;
 
@@ -395,6 +396,45 @@ TEST_F(WsServerTest, ServesWebRootOnly) {
   r = HttpGet(port, "/ws");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 426);
+  fs::remove_all(root);
+}
+
+// The files and /healthz are read-only: HEAD gives GET's headers without the body, any
+// other method 405 with the methods that work.
+TEST_F(WsServerTest, HeadAnswersGetsHeadersAndOtherMethodsAreRefused) {
+  namespace fs = std::filesystem;
+  namespace http = boost::beast::http;
+  const fs::path root = fs::temp_directory_path() / absl::StrCat("bridge-head-", getpid());
+  fs::create_directories(root);
+  std::ofstream(root / "index.html") << "<!doctype html><title>head</title>";
+  WsOptions o = Defaults();
+  o.web_root = root.string();
+  Start(o);
+  const int port = server_->port();
+
+  auto r = HttpRequest(port, http::verb::head, "/");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(r->content_length, "34");
+  EXPECT_EQ(r->body, "");
+  r = HttpRequest(port, http::verb::head, "/healthz");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->content_length, "3");
+  EXPECT_EQ(r->body, "");
+  for (const char* target : {"/", "/healthz"}) {
+    for (http::verb method : {http::verb::post, http::verb::put, http::verb::delete_}) {
+      r = HttpRequest(port, method, target);
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->status, 405) << target << " " << http::to_string(method);
+      EXPECT_EQ(r->allow, "GET, HEAD") << target;
+    }
+  }
+  // The server still answers on the same terms afterwards.
+  r = HttpGet(port, "/");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "<!doctype html><title>head</title>");
   fs::remove_all(root);
 }
 

@@ -16,7 +16,7 @@ using asio::ip::tcp;
 
 namespace {
 
-absl::Status Error(const char* what, const beast::error_code& ec) {
+absl::Status Error(absl::string_view what, const beast::error_code& ec) {
   return absl::UnavailableError(absl::StrCat(what, ": ", ec.message()));
 }
 
@@ -142,14 +142,17 @@ absl::Status WsTestClient::Barrier() {
   return ReadOp("pong").status();
 }
 
-absl::StatusOr<HttpReply> HttpGet(int port, const std::string& target, absl::Duration timeout) {
+absl::StatusOr<HttpReply> HttpRequest(int port, http::verb method, const std::string& target,
+                                      absl::Duration timeout) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.expires_after(absl::ToChronoNanoseconds(timeout));
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::empty_body> req{method, target, 11};
   req.set(http::field::host, absl::StrCat("127.0.0.1:", port));
   req.keep_alive(false);
-  http::response<http::string_body> res;
+  http::response_parser<http::string_body> parser;
+  // The answer to a HEAD has the headers of a body it does not carry.
+  parser.skip(method == http::verb::head);
   beast::flat_buffer buffer;
   beast::error_code result;
   stream.async_connect(
@@ -164,13 +167,19 @@ absl::StatusOr<HttpReply> HttpGet(int port, const std::string& target, absl::Dur
             result = ec;
             return;
           }
-          http::async_read(stream, buffer, res, [&](beast::error_code ec, size_t) { result = ec; });
+          http::async_read(stream, buffer, parser,
+                           [&](beast::error_code ec, size_t) { result = ec; });
         });
       });
   ioc.run();
-  if (result) return Error("GET", result);
+  if (result) {
+    const auto name = http::to_string(method);
+    return Error(absl::string_view(name.data(), name.size()), result);
+  }
+  const auto& res = parser.get();
   return HttpReply{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]),
-                   res.body()};
+                   std::string(res[http::field::content_length]),
+                   std::string(res[http::field::allow]), res.body()};
 }
 
 }  // namespace bridge::ws::testing

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/beast/core.hpp"
+#include "boost/beast/http/verb.hpp"
 #include "boost/beast/websocket.hpp"
 #include "nlohmann/json.hpp"
 
@@ -68,12 +69,19 @@ class WsTestClient {
 struct HttpReply {
   int status = 0;
   std::string content_type;
+  std::string content_length;
+  std::string allow;
   std::string body;
 };
 
-// One GET to 127.0.0.1:port, within the timeout.
-absl::StatusOr<HttpReply> HttpGet(int port, const std::string& target,
-                                  absl::Duration timeout = absl::Seconds(10));
+// One request without a body to 127.0.0.1:port, within the timeout.
+absl::StatusOr<HttpReply> HttpRequest(int port, boost::beast::http::verb method,
+                                      const std::string& target,
+                                      absl::Duration timeout = absl::Seconds(10));
+inline absl::StatusOr<HttpReply> HttpGet(int port, const std::string& target,
+                                         absl::Duration timeout = absl::Seconds(10)) {
+  return HttpRequest(port, boost::beast::http::verb::get, target, timeout);
+}
 
 }  // namespace bridge::ws::testing
 

@@ -50,6 +50,10 @@ ABSL_FLAG(std::string, redis, EnvOr<std::string>("BRIDGE_REDIS", "redis://127.0.
           "socket (env BRIDGE_REDIS)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
+ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
+          "JSON file of client tokens and the channels each may subscribe to and publish to "
+          "(README, Access control); re-read on SIGHUP. Empty: every client may do everything "
+          "(env BRIDGE_ACCESS_FILE)");
 ABSL_FLAG(size_t, max_queued_messages, EnvOr<size_t>("BRIDGE_MAX_QUEUED_MESSAGES", 4096),
           "Most messages queued for one subscriber (env BRIDGE_MAX_QUEUED_MESSAGES)");
 ABSL_FLAG(size_t, max_queued_bytes, EnvOr<size_t>("BRIDGE_MAX_QUEUED_BYTES", 8 << 20),
@@ -193,6 +197,7 @@ int main(int argc, char** argv) {
   options.ws.max_client_frames_per_sec = absl::GetFlag(FLAGS_ws_max_msgs_per_sec);
   options.ws.client_frame_burst = absl::GetFlag(FLAGS_ws_msg_burst);
   options.ws.web_root = absl::GetFlag(FLAGS_web_root);
+  options.access_file = absl::GetFlag(FLAGS_access_file);
 
   // Every thread started from here on inherits the blocked signals; this one waits for
   // them synchronously, so no handler runs in the middle of anything.
@@ -200,16 +205,28 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   bridge::App app(options);
   if (absl::Status st = app.Start(); !st.ok()) {
     BRIDGE_LOG(Error, "cannot start: %s", st.ToString());
-    return 1;
+    // A file the flags name that is missing or wrong is bad configuration, like a bad flag.
+    const bool configuration =
+        st.code() == absl::StatusCode::kInvalidArgument || st.code() == absl::StatusCode::kNotFound;
+    return configuration ? 2 : 1;
   }
   BRIDGE_LOG(Info, "bridging %s", url->Redacted());
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  // SIGHUP re-reads the access file; the process runs on.
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    if (absl::Status st = app.ReloadAccess(); !st.ok()) {
+      BRIDGE_LOG(Error, "SIGHUP: the access file stays as it was: %s", st.ToString());
+    } else {
+      BRIDGE_LOG(Info, "SIGHUP: access file %s read again",
+                 options.access_file.empty() ? "(none)" : options.access_file);
+    }
+  }
   BRIDGE_LOG(Info, "received %s", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
 
   // A stuck drain must not keep the process alive past its grace.

@@ -21,7 +21,9 @@ int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds
 }  // namespace
 
 App::App(AppOptions options)
-    : options_(std::move(options)), redis_work_(boost::asio::make_work_guard(redis_io_)) {}
+    : options_(std::move(options)),
+      access_(options_.access_file),
+      redis_work_(boost::asio::make_work_guard(redis_io_)) {}
 
 App::~App() { Shutdown(); }
 
@@ -30,6 +32,10 @@ absl::Status App::Start() {
     absl::MutexLock lock(&mu_);
     if (started_) return absl::FailedPreconditionError("already started");
     started_ = true;
+  }
+  if (absl::Status st = access_.Load(); !st.ok()) return st;
+  if (access_.enabled()) {
+    BRIDGE_LOG(Info, "access: clients need a token of %s", options_.access_file);
   }
   absl::StatusOr<std::unique_ptr<redis::RedisUpstream>> upstream =
       redis::RedisUpstream::Create(options_.redis, redis_io_);
@@ -41,7 +47,8 @@ absl::Status App::Start() {
   hub::HubOptions hub_options = options_.hub;
   hub_options.on_health_change = [this](bool healthy) { OnHealthChange(healthy); };
   hub_ = std::make_unique<hub::Hub>(hub_options, upstream_.get());
-  service_ = std::make_unique<grpc_frontend::BridgeService>(hub_.get(), options_.subscriber);
+  service_ =
+      std::make_unique<grpc_frontend::BridgeService>(hub_.get(), options_.subscriber, access_);
 
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -72,7 +79,7 @@ absl::Status App::Start() {
   if (!options_.ws.address.empty()) {
     ws::WsOptions ws_options = options_.ws;
     ws_options.subscriber = options_.subscriber;
-    ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get());
+    ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get(), access_);
     if (absl::Status st = ws_server_->Start(); !st.ok()) return st;
   }
   upstream_->Start();

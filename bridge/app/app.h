@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bridge/auth/access.h"
 #include "bridge/grpc/bridge_service.h"
 #include "bridge/hub/hub.h"
 #include "bridge/redis/redis_upstream.h"
@@ -40,6 +41,9 @@ struct AppOptions {
     none.address.clear();
     return none;
   }();
+  // The access file (tokens and what each may subscribe to and publish to); empty: every
+  // client may do everything.
+  std::string access_file;
   // How long Shutdown waits for streams to finish before cancelling them. WebSocket close
   // handshakes get at most half of it; the gRPC drain what they leave, and at least half.
   absl::Duration shutdown_grace = absl::Seconds(5);
@@ -65,11 +69,14 @@ class App {
   int ws_port() const { return ws_server_ == nullptr ? 0 : ws_server_->port(); }
   hub::Hub& hub() { return *hub_; }
   redis::RedisUpstreamStats upstream_stats() const { return upstream_->Stats(); }
+  // Reads the access file again (on SIGHUP); on an error the rules in force stay.
+  absl::Status ReloadAccess() { return access_.Load(); }
 
  private:
   void OnHealthChange(bool healthy) ABSL_LOCKS_EXCLUDED(mu_);
 
   const AppOptions options_;
+  auth::Access access_;
   boost::asio::io_context redis_io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> redis_work_;
   std::thread redis_thread_;

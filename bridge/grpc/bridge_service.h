@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "bridge/auth/access.h"
 #include "bridge/grpc/write_pump.h"
 #include "bridge/hub/hub.h"
 #include "bridge/v1/bridge.grpc.pb.h"
@@ -16,8 +17,10 @@ class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
                                 v1::Bridge::WithCallbackMethod_Publish<v1::Bridge::Service>> {
  public:
   // `subscriber` bounds every stream: queue limits, slow-consumer policy, and
-  // max_topics, the most channels plus patterns one request may name.
-  BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscriber);
+  // max_topics, the most channels plus patterns one request may name. `access` says which
+  // calls may subscribe to and publish what; it must outlive the service.
+  BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscriber,
+                const auth::Access& access = auth::Access::Open());
 
   ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Subscribe(
       ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) override;
@@ -28,6 +31,7 @@ class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
  private:
   hub::Hub* const hub_;
   const hub::SubscriberOptions subscriber_;
+  const auth::Access& access_;
   WritePump pump_;
 };
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bridge/common/log.h"
+#include "bridge/grpc/call_access.h"
 #include "bridge/grpc/event_codec.h"
 #include "bridge/grpc/status_util.h"
 #include "bridge/v1/bridge.grpc.pb.h"
@@ -36,19 +37,40 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   return absl::OkStatus();
 }
 
+// A stream subscribes all its topics or none: the first one the grant lacks refuses it.
+absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& request) {
+  for (const std::string& channel : request.channels()) {
+    if (!grant.MaySubscribeChannel(channel)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("this token may not subscribe to channel ", channel));
+    }
+  }
+  for (const std::string& pattern : request.patterns()) {
+    if (!grant.MaySubscribePattern(pattern)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("this token may not subscribe to pattern ", pattern));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeReactor::Start(
     hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
-    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw_request) {
+    const auth::Access& access, ::grpc::CallbackServerContext* context,
+    const ::grpc::ByteBuffer* raw_request) {
   v1::SubscribeRequest request;
-  absl::Status st = ParseRequest(raw_request, &request);
+  absl::StatusOr<std::shared_ptr<const auth::Grant>> grant = AuthenticateCall(access, *context);
+  absl::Status st = grant.status();
+  if (st.ok()) st = ParseRequest(raw_request, &request);
   if (st.ok() &&
       static_cast<size_t>(request.channels_size() + request.patterns_size()) > options.max_topics) {
     st = absl::ResourceExhaustedError(
         absl::StrFormat("%d channels and patterns asked, the limit is %d",
                         request.channels_size() + request.patterns_size(), options.max_topics));
   }
+  if (st.ok()) st = CheckGrant(**grant, request);
   if (!st.ok()) {
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));

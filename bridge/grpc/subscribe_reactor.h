@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "bridge/auth/access.h"
 #include "bridge/grpc/write_pump.h"
 #include "bridge/hub/hub.h"
 
@@ -34,10 +35,12 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
                          public std::enable_shared_from_this<SubscribeReactor> {
  public:
   // Connects a subscriber for the request's channels and patterns, or finishes at once
-  // with the error. Returns the reactor for gRPC to drive.
+  // with the error (UNAUTHENTICATED or PERMISSION_DENIED when `access` refuses the call).
+  // Returns the reactor for gRPC to drive.
   static ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Start(
       hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
-      ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request);
+      const auth::Access& access, ::grpc::CallbackServerContext* context,
+      const ::grpc::ByteBuffer* request);
 
   SubscribeReactor(hub::Hub* hub, WritePump* pump, ::grpc::CallbackServerContext* context);
 

@@ -13,13 +13,13 @@ enum class ErrorCode {
   kBadField,              // a field missing, of the wrong type, or out of range
   kBadChannel,            // an empty, over-long or otherwise invalid channel or pattern
   kTooManySubscriptions,  // past the per-socket subscription limit
-  kPublishForbidden,      // publishing is off on this server
+  kPublishForbidden,      // publishing is off on this server, or the token may not publish there
   kPublishFailed,         // Redis did not take the message
   kBinaryUnsupported,     // the client sent a binary frame
   kRateLimited,           // the client sent frames too fast; the socket closes (1008)
   kSlowConsumer,          // the client read too slowly; the socket closes (1008)
   kUnavailable,           // the server cannot serve the request right now
-  kForbidden,             // Redis refused a channel or pattern (an ACL without it)
+  kForbidden,             // the token, or Redis (an ACL), does not allow a channel or pattern
 };
 
 constexpr std::string_view ErrorCodeName(ErrorCode code) {

@@ -1,9 +1,12 @@
 #include "bridge/ws/http_session.h"
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/beast/websocket.hpp"
@@ -58,6 +61,7 @@ void HttpSession::Upgrade(Request request) {
   auto refuse = [&](http::status status, std::string_view why) {
     Response res{status, request.version()};
     res.set(http::field::server, "bridge");
+    if (status == http::status::unauthorized) res.set(http::field::www_authenticate, "Bearer");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.body() = std::string(why) + "\n";
     res.keep_alive(false);
@@ -76,13 +80,38 @@ void HttpSession::Upgrade(Request request) {
   }
   std::vector<std::string> channels;
   std::vector<std::string> patterns;
+  // Browsers cannot set headers on a WebSocket: they give the token in the URL.
+  std::optional<std::string_view> token;
+  if (auto header = request.find(http::field::authorization); header != request.end()) {
+    token =
+        auth::Access::BearerToken(std::string_view(header->value().data(), header->value().size()));
+  }
   for (auto& [key, value] : target->params) {
     if (key == "channel") channels.push_back(std::move(value));
     if (key == "pattern") patterns.push_back(std::move(value));
+    if (key == "access_token" && !token.has_value()) token = value;
+  }
+  absl::StatusOr<std::shared_ptr<const auth::Grant>> grant = state_->access().Authenticate(token);
+  if (!grant.ok()) {
+    const std::string why(grant.status().message());
+    BRIDGE_LOG(Info, "ws: refused a connection: %s", why);
+    return refuse(http::status::unauthorized, why);
+  }
+  for (const std::string& channel : channels) {
+    if (!(*grant)->MaySubscribeChannel(channel)) {
+      return refuse(http::status::forbidden,
+                    absl::StrCat("this token may not subscribe to channel ", channel));
+    }
+  }
+  for (const std::string& pattern : patterns) {
+    if (!(*grant)->MaySubscribePattern(pattern)) {
+      return refuse(http::status::forbidden,
+                    absl::StrCat("this token may not subscribe to pattern ", pattern));
+    }
   }
   // The WebSocket has its own timeouts (see WsSession::Run).
   stream_.expires_never();
-  std::make_shared<WsSession>(std::move(stream_), state_, loop_)
+  std::make_shared<WsSession>(std::move(stream_), state_, loop_, *std::move(grant))
       ->Run(std::move(request), std::move(channels), std::move(patterns));
 }
 

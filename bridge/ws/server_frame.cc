@@ -165,17 +165,21 @@ std::string GapFrame(const hub::Topic& topic, std::string_view reason, uint64_t 
   return out;
 }
 
-std::string RefusedFrame(const hub::Topic& topic) {
+std::string ForbiddenFrame(const hub::Topic& topic, std::string_view message) {
   std::string out = "{\"op\":\"error\",\"code\":";
   AppendJsonString(&out, ErrorCodeName(ErrorCode::kForbidden));
   out.push_back(',');
   AppendTopic(&out, topic);
   out.append(",\"message\":");
-  AppendJsonString(&out, absl::StrCat("redis refused to subscribe ",
-                                      topic.is_pattern() ? "pattern " : "channel ", topic.name,
-                                      " (its ACL for bridge does not allow it)"));
+  AppendJsonString(&out, message);
   out.append(",\"request\":\"subscribe\"}");
   return out;
+}
+
+std::string RefusedFrame(const hub::Topic& topic) {
+  return ForbiddenFrame(topic, absl::StrCat("redis refused to subscribe ",
+                                            topic.is_pattern() ? "pattern " : "channel ",
+                                            topic.name, " (its ACL for bridge does not allow it)"));
 }
 
 std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_view request) {

@@ -26,7 +26,9 @@ std::string UnsubscribedFrame(const hub::Topic& topic);
 // {"op":"gap","channel"|"pattern":..,"reason":..,"dropped":N}.
 std::string GapFrame(const hub::Topic& topic, std::string_view reason, uint64_t dropped);
 // {"op":"error","code":"forbidden","channel"|"pattern":…,"message":…,"request":"subscribe"}:
-// Redis refused the topic; the socket no longer holds it.
+// the socket may not hold the topic (its token's grant, or Redis, refuses it).
+std::string ForbiddenFrame(const hub::Topic& topic, std::string_view message);
+// ForbiddenFrame for a topic Redis refused; the socket no longer holds it.
 std::string RefusedFrame(const hub::Topic& topic);
 // {"op":"error","code":..,"message":..[,"request":..]}: `request` names the op the error
 // answers when the client pairs answers with requests ("publish").

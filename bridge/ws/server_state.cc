@@ -7,8 +7,9 @@
 
 namespace bridge::ws {
 
-ServerState::ServerState(const WsOptions& options, hub::Hub* hub, StaticFiles files)
-    : options_(options), hub_(hub), files_(std::move(files)) {}
+ServerState::ServerState(const WsOptions& options, hub::Hub* hub, const auth::Access& access,
+                         StaticFiles files)
+    : options_(options), hub_(hub), access_(access), files_(std::move(files)) {}
 
 bool ServerState::OriginAllowed(std::string_view value) const {
   if (options_.allowed_origins.empty()) return true;

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bridge/auth/access.h"
 #include "bridge/hub/hub.h"
 #include "bridge/ws/static_files.h"
 #include "bridge/ws/ws_options.h"
@@ -19,17 +20,19 @@ namespace bridge::ws {
 class WsSession;
 
 // What the listener and every session of one WsServer share: the options, the hub, the
-// static files, and the set of live WebSocket sessions that Shutdown must close. Owned
-// jointly (std::shared_ptr) by the server and its sessions, so that a session finishing
-// after the server let go still finds it. Thread-safe.
+// access rules, the static files, and the set of live WebSocket sessions that Shutdown must close.
+// Owned jointly (std::shared_ptr) by the server and its sessions, so that a session finishing after
+// the server let go still finds it. Thread-safe.
 class ServerState {
  public:
-  ServerState(const WsOptions& options, hub::Hub* hub, StaticFiles files);
+  ServerState(const WsOptions& options, hub::Hub* hub, const auth::Access& access,
+              StaticFiles files);
   ServerState(const ServerState&) = delete;
   ServerState& operator=(const ServerState&) = delete;
 
   const WsOptions& options() const { return options_; }
   hub::Hub* hub() const { return hub_; }
+  const auth::Access& access() const { return access_; }
   const StaticFiles& files() const { return files_; }
 
   // Whether a browser page from `origin` may open a WebSocket.
@@ -57,6 +60,7 @@ class ServerState {
 
   const WsOptions options_;
   hub::Hub* const hub_;
+  const auth::Access& access_;
   const StaticFiles files_;
 
   std::atomic<size_t> session_objects_{0};

@@ -49,7 +49,8 @@ absl::StatusOr<tcp::endpoint> ParseAddress(const std::string& address) {
 
 }  // namespace
 
-WsServer::WsServer(const WsOptions& options, hub::Hub* hub) : options_(options), hub_(hub) {}
+WsServer::WsServer(const WsOptions& options, hub::Hub* hub, const auth::Access& access)
+    : options_(options), hub_(hub), access_(access) {}
 
 WsServer::~WsServer() { Shutdown(absl::ZeroDuration()); }
 
@@ -68,7 +69,7 @@ absl::Status WsServer::Start() {
     loops_.push_back(std::make_shared<Loop>());
     loops.push_back(loops_.back().get());
   }
-  state_ = std::make_shared<ServerState>(options_, hub_, std::move(files));
+  state_ = std::make_shared<ServerState>(options_, hub_, access_, std::move(files));
   listener_ = std::make_shared<Listener>(std::move(loops), state_);
   if (absl::Status st = listener_->Open(*endpoint); !st.ok()) {
     listener_.reset();

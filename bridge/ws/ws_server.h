@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "bridge/auth/access.h"
 #include "bridge/hub/hub.h"
 #include "bridge/ws/ws_options.h"
 
@@ -18,10 +19,12 @@ class ServerState;
 // The WebSocket front end: one listener serving /ws (each socket one hub subscriber),
 // /healthz and the browser page, on a few I/O threads (loops), each with its own
 // io_context and its share of the connections.
-// Owned by the application; the hub must outlive it.
+// Owned by the application; the hub and `access` (who may subscribe to and publish what)
+// must outlive it.
 class WsServer {
  public:
-  WsServer(const WsOptions& options, hub::Hub* hub);
+  WsServer(const WsOptions& options, hub::Hub* hub,
+           const auth::Access& access = auth::Access::Open());
   // Shuts down, without grace, if Shutdown was not called.
   ~WsServer();
   WsServer(const WsServer&) = delete;
@@ -43,6 +46,7 @@ class WsServer {
  private:
   const WsOptions options_;
   hub::Hub* const hub_;
+  const auth::Access& access_;
   // Shared with the hub sinks and publish callbacks of the sessions, which may call in
   // after the server is gone.
   std::vector<std::shared_ptr<Loop>> loops_;

@@ -65,8 +65,13 @@ class WsSession::ReadySink : public hub::Sink {
   const std::shared_ptr<Loop> loop_;
 };
 
-WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop)
-    : ws_(std::move(stream)), state_(std::move(state)), loop_(loop), timer_(ws_.get_executor()) {
+WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop,
+                     std::shared_ptr<const auth::Grant> grant)
+    : ws_(std::move(stream)),
+      state_(std::move(state)),
+      grant_(std::move(grant)),
+      loop_(loop),
+      timer_(ws_.get_executor()) {
   beast::error_code ec;
   auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
   peer_ = ec ? "?" : absl::StrCat(peer.address().to_string(), ":", peer.port());
@@ -225,6 +230,28 @@ void WsSession::Handle(ClientFrame frame) {
 }
 
 void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::string> patterns) {
+  // A bad name refuses the whole op (below); a topic outside the token's grant is, like
+  // one Redis refuses, an error of its own, and the rest go ahead.
+  auto valid = [&](const char* kind, const std::vector<std::string>& names) {
+    return std::all_of(names.begin(), names.end(), [&](const std::string& name) {
+      return state_->hub()->ValidateName(kind, name).ok();
+    });
+  };
+  if (valid("channel", channels) && valid("pattern", patterns)) {
+    std::erase_if(channels, [&](const std::string& channel) {
+      if (grant_->MaySubscribeChannel(channel)) return false;
+      Send(ForbiddenFrame(hub::Topic::Channel(channel),
+                          absl::StrCat("this token may not subscribe to channel ", channel)));
+      return true;
+    });
+    std::erase_if(patterns, [&](const std::string& pattern) {
+      if (grant_->MaySubscribePattern(pattern)) return false;
+      Send(ForbiddenFrame(hub::Topic::Pattern(pattern),
+                          absl::StrCat("this token may not subscribe to pattern ", pattern)));
+      return true;
+    });
+    if (channels.empty() && patterns.empty()) return;
+  }
   const absl::Status st = state_->hub()->Subscribe(subscriber_, channels, patterns);
   if (st.ok()) return;  // "subscribed" frames follow through the hub
   switch (st.code()) {
@@ -252,6 +279,10 @@ void WsSession::Publish(PublishCommand command) {
   }
   if (absl::Status st = state_->hub()->ValidateName("channel", command.channel); !st.ok()) {
     return AnswerPublishError(id, ErrorCode::kBadChannel, st.message());
+  }
+  if (!grant_->MayPublish(command.channel)) {
+    return AnswerPublishError(id, ErrorCode::kPublishForbidden,
+                              "this token may not publish to this channel");
   }
   std::string channel = command.channel;
   // Runs on the upstream's thread (or here, for a refusal), possibly after the server

@@ -15,6 +15,7 @@
 #include "boost/beast/http.hpp"
 #include "boost/beast/websocket.hpp"
 #include "boost/circular_buffer.hpp"
+#include "bridge/auth/grant.h"
 #include "bridge/hub/event.h"
 #include "bridge/hub/subscriber.h"
 #include "bridge/ws/client_frame.h"
@@ -40,8 +41,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   using Stream = boost::beast::websocket::stream<CoalescingStream>;
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  // `stream` belongs to `loop`'s io_context.
-  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop);
+  // `stream` belongs to `loop`'s io_context; `grant` says what the client may subscribe to
+  // and publish to.
+  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop,
+            std::shared_ptr<const auth::Grant> grant);
   ~WsSession();
   WsSession(const WsSession&) = delete;
   WsSession& operator=(const WsSession&) = delete;
@@ -113,6 +116,7 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
 
   Stream ws_;
   const std::shared_ptr<ServerState> state_;
+  const std::shared_ptr<const auth::Grant> grant_;
   Loop* const loop_;
   std::string peer_;
   Phase phase_ = Phase::kHandshake;

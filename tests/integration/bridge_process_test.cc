@@ -1,4 +1,5 @@
 // The bridge binary as an operator runs it: flags, environment variables, signals.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -9,6 +10,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -20,10 +23,17 @@
 namespace bridge::testing {
 namespace {
 
-// Runs the binary with `args` and `env` added to the environment; returns its pid.
-pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+// Runs the binary with `args` and `env` added to the environment, its output appended to
+// `log` if given; returns its pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
+            const std::string& log = "") {
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (!log.empty()) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
     for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> argv;
     std::string bin = BRIDGE_BINARY;
@@ -76,6 +86,15 @@ std::vector<int> ThreadPolicies(pid_t pid) {
   return policies;
 }
 
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 std::string RunCommand(const std::string& command, int* code) {
   FILE* p = ::popen(command.c_str(), "r");
   std::string out;
@@ -93,7 +112,7 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
        {"--redis", "--grpc_addr", "--max_queued_messages", "--max_queued_bytes", "--slow_consumer",
         "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
         "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--sched_batch",
-        "--log_level"}) {
+        "--log_level", "--access_file"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);
@@ -112,6 +131,68 @@ TEST(BridgeProcessTest, BadConfigurationIsRefusedWithExitCode2) {
   out = RunCommand(absl::StrCat("BRIDGE_MAX_QUEUED_MESSAGES=lots ", BRIDGE_BINARY, " 2>&1"), &code);
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("BRIDGE_MAX_QUEUED_MESSAGES"), std::string::npos) << out;
+  // An access file that is missing, or says something wrong, stops the start.
+  const std::string redis = absl::StrCat(" --redis=redis://127.0.0.1:", FreePort(),
+                                         " --grpc_addr=127.0.0.1:0 --ws_addr=127.0.0.1:0");
+  out = RunCommand(
+      absl::StrCat(BRIDGE_BINARY, redis, " --access_file=/nonexistent/access.json 2>&1"), &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("/nonexistent/access.json"), std::string::npos) << out;
+  const std::string path = absl::StrCat(::testing::TempDir(), "/bad-access-", getpid(), ".json");
+  WriteFile(path, R"({"clients": [{"name": "ui", "token": "short"}]})");
+  out = RunCommand(absl::StrCat(BRIDGE_BINARY, redis, " --access_file=", path, " 2>&1"), &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("clients[0] (ui): the token is shorter than 16 bytes"), std::string::npos)
+      << out;
+  std::remove(path.c_str());
+}
+
+// SIGHUP reads the access file again: new calls follow the new file, streams already open
+// keep their grant, and a broken file leaves the rules in force as they were.
+TEST(BridgeProcessTest, SighupReloadsTheAccessFile) {
+  RedisServer redis;
+  const int port = FreePort();
+  const std::string dir = ::testing::TempDir();
+  const std::string path = absl::StrCat(dir, "/access-", getpid(), ".json");
+  const std::string log = absl::StrCat(dir, "/access-", getpid(), ".log");
+  const std::string first = "first-token-0123456789", second = "second-token-0123456789";
+  auto grant = [](const std::string& token) {
+    return absl::StrCat(R"({"clients": [{"name": "svc", "token": ")", token,
+                        R"(", "subscribe": ["ops"]}]})");
+  };
+  WriteFile(path, grant(first));
+  const pid_t pid = Spawn({absl::StrCat("--grpc_addr=127.0.0.1:", port), "--redis=" + redis.url(),
+                           "--access_file=" + path},
+                          {}, log);
+  ChildGuard guard(pid);
+  auto channel = Connect(port);
+  ASSERT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
+  StreamReader open(channel, Channels({"ops"}), first);
+  ASSERT_TRUE(open.WaitSubscribed());
+  auto status_with = [&](const std::string& token) {
+    StreamReader probe(channel, Channels({"ops"}), token);
+    if (probe.WaitSubscribed(1, absl::Seconds(5))) return ::grpc::StatusCode::OK;
+    return probe.WaitForEnd().error_code();
+  };
+  EXPECT_EQ(status_with(second), ::grpc::StatusCode::UNAUTHENTICATED);
+
+  WriteFile(path, grant(second));
+  ::kill(pid, SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return status_with(second) == ::grpc::StatusCode::OK; }));
+  EXPECT_EQ(status_with(first), ::grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_EQ(redis.Publish("ops", "still"), 1);
+  ASSERT_TRUE(open.WaitForEvents(2));
+  EXPECT_EQ(open.events()[1].message().payload(), "still");
+
+  WriteFile(path, "{broken");
+  ::kill(pid, SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("stays as it was") != std::string::npos; }));
+  EXPECT_EQ(status_with(second), ::grpc::StatusCode::OK);
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);
+  std::remove(path.c_str());
+  std::remove(log.c_str());
 }
 
 // Configured from the environment, the command line winning; SIGTERM ends open streams

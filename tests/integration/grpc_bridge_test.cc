@@ -3,8 +3,10 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -18,6 +20,8 @@
 
 namespace bridge::testing {
 namespace {
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 class GrpcBridgeTest : public ::testing::Test {
  protected:
@@ -37,8 +41,9 @@ class GrpcBridgeTest : public ::testing::Test {
   }
 
   ::grpc::Status Publish(const std::string& channel, const std::string& payload,
-                         int64_t* receivers = nullptr) {
+                         int64_t* receivers = nullptr, const std::string& token = "") {
     ::grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     v1::PublishRequest req;
     req.set_channel(channel);
@@ -463,6 +468,62 @@ TEST_F(GrpcBridgeTest, ShutdownEndsStreamsWithUnavailable) {
   app_->Shutdown();
   EXPECT_LT(absl::Now() - before, absl::Seconds(3));
   EXPECT_EQ(r.WaitForEnd().error_code(), ::grpc::StatusCode::UNAVAILABLE);
+}
+
+// With an access file, a call needs a known token, and each topic and publish its grant.
+TEST_F(GrpcBridgeTest, AccessFileDecidesWhoSubscribesAndPublishesWhat) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/grpc-access-", getpid(), ".json");
+  WriteFile(path, R"({"clients": [
+    {"name": "ui", "token": "ui-token-0123456789", "subscribe": ["prices.*", "news.*"]},
+    {"name": "pricer", "token": "pricer-token-0123456789", "publish": ["prices.*"]}]})");
+  AppOptions options;
+  options.access_file = path;
+  StartApp(options);
+  const std::string ui = "ui-token-0123456789", pricer = "pricer-token-0123456789";
+
+  // No token, an unknown one, a token given without the Bearer scheme.
+  StreamReader anonymous(channel_, Channels({"prices.eu"}));
+  EXPECT_EQ(anonymous.WaitForEnd().error_code(), ::grpc::StatusCode::UNAUTHENTICATED);
+  StreamReader unknown(channel_, Channels({"prices.eu"}), "not-a-token-0123456789");
+  EXPECT_EQ(unknown.WaitForEnd().error_code(), ::grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Publish("prices.eu", "x", nullptr, "").error_code(),
+            ::grpc::StatusCode::UNAUTHENTICATED);
+
+  // A request with one topic outside the grant is refused whole, and subscribes nothing.
+  StreamReader mixed(channel_, Channels({"prices.eu", "orders"}), ui);
+  ::grpc::Status st = mixed.WaitForEnd();
+  EXPECT_EQ(st.error_code(), ::grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(st.error_message().find("channel orders"), std::string::npos) << st.error_message();
+  // A pattern only as the grant writes it: "news.*" is, "n*" would reach "nominal" too.
+  StreamReader wide(channel_, Channels({}, {"n*"}), ui);
+  EXPECT_EQ(wide.WaitForEnd().error_code(), ::grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(redis_.NumSub("prices.eu"), 0);
+
+  StreamReader allowed(channel_, Channels({"prices.eu"}, {"news.*"}), ui);
+  ASSERT_TRUE(allowed.WaitSubscribed(2));
+  int64_t receivers = 0;
+  ASSERT_TRUE(Publish("prices.eu", "1.25", &receivers, pricer).ok());
+  EXPECT_EQ(receivers, 1);
+  EXPECT_EQ(Publish("news.eu", "x", nullptr, pricer).error_code(),
+            ::grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Publish("prices.eu", "x", nullptr, ui).error_code(),
+            ::grpc::StatusCode::PERMISSION_DENIED);
+  // The pricer subscribes to nothing.
+  StreamReader pricer_stream(channel_, Channels({"prices.eu"}), pricer);
+  EXPECT_EQ(pricer_stream.WaitForEnd().error_code(), ::grpc::StatusCode::PERMISSION_DENIED);
+  // Publishes go to Redis in order: had a refused one gone, it would come before this.
+  ASSERT_TRUE(Publish("prices.eu", "1.50", nullptr, pricer).ok());
+  ASSERT_TRUE(allowed.WaitForEvents(4));
+  EXPECT_EQ(allowed.events()[2].message().payload(), "1.25");
+  EXPECT_EQ(allowed.events()[3].message().payload(), "1.50");
+
+  // Health needs no token.
+  auto health = ::grpc::health::v1::Health::NewStub(channel_);
+  ::grpc::ClientContext ctx;
+  ::grpc::health::v1::HealthCheckRequest hreq;
+  ::grpc::health::v1::HealthCheckResponse hresp;
+  EXPECT_TRUE(health->Check(&ctx, hreq, &hresp).ok());
+  std::remove(path.c_str());
 }
 
 }  // namespace

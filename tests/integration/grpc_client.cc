@@ -8,8 +8,9 @@ std::shared_ptr<::grpc::Channel> Connect(int port, ::grpc::ChannelArguments args
 }
 
 StreamReader::StreamReader(std::shared_ptr<::grpc::Channel> channel,
-                           const v1::SubscribeRequest& request)
+                           const v1::SubscribeRequest& request, const std::string& token)
     : stub_(v1::Bridge::NewStub(channel)) {
+  if (!token.empty()) context_.AddMetadata("authorization", "Bearer " + token);
   thread_ = std::thread([this, request] {
     auto reader = stub_->Subscribe(&context_, request);
     v1::Event event;

@@ -19,7 +19,9 @@ std::shared_ptr<::grpc::Channel> Connect(int port, ::grpc::ChannelArguments args
 // One Subscribe stream read on its own thread; the test waits on what it received.
 class StreamReader {
  public:
-  StreamReader(std::shared_ptr<::grpc::Channel> channel, const v1::SubscribeRequest& request);
+  // A non-empty `token` goes with the call as `authorization: Bearer <token>`.
+  StreamReader(std::shared_ptr<::grpc::Channel> channel, const v1::SubscribeRequest& request,
+               const std::string& token = "");
   ~StreamReader();
 
   // Waits until `n` events arrived (true) or the stream ended / time ran out (false).

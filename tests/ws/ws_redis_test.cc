@@ -1,5 +1,9 @@
 // The WebSocket front end inside the whole server (App): a real redis-server, the real
 // Redis upstream, gRPC streams next to WebSockets on the same channels.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -207,6 +211,106 @@ TEST_F(WsRedisTest, AppShutdownClosesWithGoingAway) {
   stopper.join();
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 1001);
+}
+
+// With an access file, a socket needs a known token (in the URL for browsers, or a
+// header), and each subscription and publish needs its grant.
+TEST(WsAccessTest, TokensAndGrantsDecideWhatASocketMayDo) {
+  RedisServer redis;
+  redis.Start();
+  const std::string path = absl::StrCat(::testing::TempDir(), "/ws-access-", getpid(), ".json");
+  std::ofstream(path) << R"({"clients": [
+    {"name": "ui", "token": "ui-token-0123456789", "subscribe": ["prices.*", "news.*"],
+     "publish": ["chat"]}]})";
+  AppOptions o;
+  o.redis.url = redis.url();
+  o.grpc_addr = "127.0.0.1:0";
+  o.ws.address = "127.0.0.1:0";
+  o.ws.allow_publish = true;
+  o.access_file = path;
+  o.shutdown_grace = absl::Seconds(3);
+  App app(o);
+  ASSERT_TRUE(app.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return app.hub().Healthy(); }));
+  auto connect = [&](const std::string& target, const std::string& authorization = "") {
+    WsTestClient::Options options;
+    options.target = target;
+    options.authorization = authorization;
+    return WsTestClient::Connect(app.ws_port(), options);
+  };
+
+  // No token, an unknown one: 401. A channel outside the grant at connect time: 403.
+  for (const char* target : {"/ws", "/ws?access_token=wrong-token-0123456789"}) {
+    auto refused = connect(target);
+    ASSERT_FALSE(refused.ok()) << target;
+    EXPECT_EQ(refused.status().message(), "HTTP 401") << target;
+  }
+  auto wrong_header = connect("/ws", "Bearer wrong-token-0123456789");
+  EXPECT_EQ(wrong_header.status().message(), "HTTP 401");
+  auto outside = connect("/ws?access_token=ui-token-0123456789&channel=orders");
+  EXPECT_EQ(outside.status().message(), "HTTP 403");
+
+  // The token in the URL, with a channel of the grant.
+  auto c = connect("/ws?channel=prices.eu&access_token=ui-token-0123456789");
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto s = (*c)->ReadOp("subscribed");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["channel"], "prices.eu");
+  // A topic outside the grant is an error of its own; the rest of the op goes ahead, and
+  // the socket stays.
+  ASSERT_TRUE(
+      (*c)->SendJson({{"op", "subscribe"}, {"channels", {"orders", "news.eu", "payroll"}}}).ok());
+  for (const char* refused : {"orders", "payroll"}) {
+    auto e = (*c)->Read();
+    ASSERT_TRUE(e.ok()) << e.status();
+    EXPECT_EQ((*e)["op"], "error");
+    EXPECT_EQ((*e)["code"], "forbidden");
+    EXPECT_EQ((*e)["channel"], refused);
+    EXPECT_EQ((*e)["request"], "subscribe");
+  }
+  s = (*c)->ReadOp("subscribed");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["channel"], "news.eu");
+  // A bad name still refuses the whole op, before any grant is looked at.
+  ASSERT_TRUE((*c)->SendJson({{"op", "subscribe"}, {"channels", {"orders", ""}}}).ok());
+  auto e = (*c)->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "bad_channel");
+  ASSERT_TRUE((*c)->SendJson({{"op", "subscribe"}, {"patterns", {"n*"}}}).ok());
+  e = (*c)->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "forbidden");
+  EXPECT_EQ((*e)["pattern"], "n*");
+  ASSERT_TRUE((*c)->SendJson({{"op", "publish"}, {"channel", "prices.eu"}, {"data", "x"}}).ok());
+  e = (*c)->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "publish_forbidden");
+  EXPECT_EQ((*e)["request"], "publish");
+  ASSERT_TRUE((*c)->Barrier().ok());
+  EXPECT_EQ(redis.NumSub("news.eu"), 1);
+  EXPECT_EQ(redis.NumSub("orders"), 0);
+  EXPECT_EQ(redis.NumSub("payroll"), 0);
+
+  // The token in a header; a pattern of the grant; a publish of the grant reaches it.
+  auto h = connect("/ws?pattern=news.*", "Bearer ui-token-0123456789");
+  ASSERT_TRUE(h.ok()) << h.status();
+  s = (*h)->ReadOp("subscribed");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)["pattern"], "news.*");
+  ASSERT_TRUE((*h)->SendJson({{"op", "subscribe"}, {"channels", {"chat"}}}).ok());
+  e = (*h)->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "forbidden") << "publishing to a channel does not allow reading it";
+  EXPECT_EQ(redis.Publish("prices.eu", "1.25"), 1);
+  auto m = (*c)->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "1.25");
+  ASSERT_TRUE((*h)->SendJson({{"op", "publish"}, {"channel", "chat"}, {"data", "hi"}}).ok());
+  auto p = (*h)->ReadOp("published");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)["channel"], "chat");
+  app.Shutdown();
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -49,12 +49,10 @@ absl::StatusOr<std::unique_ptr<WsTestClient>> WsTestClient::Connect(int port,
       });
   if (!c->RunUntil(done, options.timeout)) return absl::DeadlineExceededError("connect");
   if (ec) return Error("connect", ec);
-  if (!options.origin.empty()) {
-    c->ws_.set_option(
-        websocket::stream_base::decorator([origin = options.origin](websocket::request_type& req) {
-          req.set(http::field::origin, origin);
-        }));
-  }
+  c->ws_.set_option(websocket::stream_base::decorator([options](websocket::request_type& req) {
+    if (!options.origin.empty()) req.set(http::field::origin, options.origin);
+    if (!options.authorization.empty()) req.set(http::field::authorization, options.authorization);
+  }));
   websocket::response_type res;
   done = false;
   c->ws_.async_handshake(res, absl::StrCat("127.0.0.1:", port), options.target,

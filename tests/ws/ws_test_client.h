@@ -24,6 +24,8 @@ class WsTestClient {
     std::string target = "/ws";
     // Sent as the Origin header when not empty.
     std::string origin;
+    // Sent as the Authorization header when not empty.
+    std::string authorization;
     absl::Duration timeout = absl::Seconds(10);
   };
 

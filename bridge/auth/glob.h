@@ -1,0 +1,16 @@
+#ifndef BRIDGE_AUTH_GLOB_H_
+#define BRIDGE_AUTH_GLOB_H_
+
+#include <string_view>
+
+namespace bridge::auth {
+
+// Whether `text` matches the glob `pattern`, as Redis matches PSUBSCRIBE patterns and ACL
+// channel rules: `*` any run of bytes, `?` one byte, `[abc]`, `[^abc]` and `[a-z]` one byte
+// of (or not of) a set, `\x` the byte x itself. Linear in the pattern times the text: a
+// pattern crafted with many stars costs no backtracking explosion.
+bool GlobMatch(std::string_view pattern, std::string_view text);
+
+}  // namespace bridge::auth
+
+#endif  // BRIDGE_AUTH_GLOB_H_

@@ -1,0 +1,33 @@
+#ifndef BRIDGE_AUTH_GRANT_H_
+#define BRIDGE_AUTH_GRANT_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bridge::auth {
+
+// What one client, known by its token, may do: the channels it may subscribe to and
+// publish to, each a list of globs (bridge/auth/glob.h). Immutable once built; a stream or
+// socket keeps the grant it connected with.
+struct Grant {
+  // For logs: who this is, never the token.
+  std::string name;
+  std::vector<std::string> subscribe;
+  std::vector<std::string> publish;
+
+  // A channel may be subscribed when one of `subscribe` matches it.
+  bool MaySubscribeChannel(std::string_view channel) const;
+  // A pattern subscription reaches every channel it matches, which no glob can be checked
+  // against; so, as in Redis' ACLs, a pattern must be one of `subscribe` literally, or
+  // `subscribe` holds "*".
+  bool MaySubscribePattern(std::string_view pattern) const;
+  bool MayPublish(std::string_view channel) const;
+
+  // The grant of a server without an access file: everything.
+  static const Grant& Everything();
+};
+
+}  // namespace bridge::auth
+
+#endif  // BRIDGE_AUTH_GRANT_H_

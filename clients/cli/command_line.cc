@@ -29,6 +29,11 @@ Commands:
 
 Options (any command):
   --addr HOST:PORT    Bridge's gRPC address (default $BRIDGE_ADDR, else localhost:50051).
+  --token TOKEN       Sent as "authorization: Bearer TOKEN" with every call, for a Bridge
+                      with an access file (default $BRIDGE_TOKEN, which keeps it out of
+                      the process list). Without the token it asks for, such a Bridge
+                      answers UNAUTHENTICATED; for a channel the token does not allow,
+                      PERMISSION_DENIED.
   --json              One JSON object per line, for jq and scripts.
   --timeout DURATION  Deadline of publish and health, e.g. 500ms, 5s, 1m (default 10s).
   -h, --help          This text.
@@ -40,7 +45,9 @@ subscribe:
                          stream (server gone, restarting) reconnect with exponential
                          backoff (250ms doubling up to 5s, with jitter) and resubscribe.
                          Each channel or pattern that was live gets a gap event, reason
-                         "bridge_reconnect".
+                         "bridge_reconnect". Errors about the request itself
+                         (INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, ...) still
+                         end it with exit status 1.
   --count N              Exit 0 after N messages.
 
 health:
@@ -78,16 +85,30 @@ absl::StatusOr<absl::Duration> ParseTimeout(const std::string& text) {
   return d;
 }
 
+// gRPC sends a metadata value as it is, so a control byte or a non-ASCII one would fail
+// every call; and Bridge's tokens hold no spaces. The message never quotes the token.
+absl::Status CheckToken(absl::string_view token, absl::string_view source) {
+  if (token.empty()) return UsageError(absl::StrCat(source, " must not be empty"));
+  for (char c : token) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte <= ' ' || byte > '~') {
+      return UsageError(absl::StrCat(source, ": only printable ASCII, no spaces"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* Usage() { return kUsage; }
 
-absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
-                                         const char* env_addr) {
+absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, const char* env_addr,
+                                         const char* env_token) {
   Options o;
   if (env_addr != nullptr && *env_addr != '\0') o.addr = env_addr;
   std::vector<std::string> positional;
   bool help = false;
+  bool token_given = false;
   bool flags_done = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -134,6 +155,12 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
       if (!v.ok()) return v.status();
       if (v->empty()) return UsageError("--addr must not be empty");
       o.addr = *v;
+    } else if (name == "--token") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      if (absl::Status s = CheckToken(*v, "--token"); !s.ok()) return s;
+      o.token = *v;
+      token_given = true;
     } else if (name == "-p" || name == "--pattern") {
       absl::StatusOr<std::string> v = value();
       if (!v.ok()) return v.status();
@@ -161,6 +188,11 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
   if (help) {
     o.command = Command::kHelp;
     return o;
+  }
+  // Checked only when used: --token wins over a $BRIDGE_TOKEN that would not do.
+  if (!token_given && env_token != nullptr && *env_token != '\0') {
+    if (absl::Status s = CheckToken(env_token, "$BRIDGE_TOKEN"); !s.ok()) return s;
+    o.token = env_token;
   }
   if (positional.empty()) return UsageError("missing command");
   const std::string command = positional.front();

@@ -18,6 +18,9 @@ struct Options {
   // gRPC target: host:port, or anything grpc::CreateChannel accepts (unix:/path, dns:///...).
   std::string addr = "localhost:50051";
   bool json = false;
+  // Sent as `authorization: Bearer <token>` on every call, when not empty: what a Bridge
+  // with an access file asks for. Never printed.
+  std::string token;
   // Deadline of unary calls, and of health --wait.
   absl::Duration timeout = absl::Seconds(10);
 
@@ -42,10 +45,11 @@ struct Options {
 // The full --help text.
 const char* Usage();
 
-// Parses argv (argv[0] excluded). `env_addr` is $BRIDGE_ADDR (nullptr when unset); --addr
-// wins over it. Errors are usage errors, worded for the user.
-absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args,
-                                         const char* env_addr);
+// Parses argv (argv[0] excluded). `env_addr` is $BRIDGE_ADDR and `env_token` $BRIDGE_TOKEN
+// (nullptr or empty when unset); --addr and --token win over them. Errors are usage
+// errors, worded for the user, and never quote the token.
+absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, const char* env_addr,
+                                         const char* env_token);
 
 }  // namespace bridgectl
 

@@ -19,6 +19,10 @@ std::shared_ptr<grpc::Channel> ConnectToBridge(const std::string& addr) {
   return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
 }
 
+void AddAuthorization(const std::string& token, grpc::ClientContext* context) {
+  if (!token.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+}
+
 const char* StatusCodeName(grpc::StatusCode code) {
   switch (code) {
     case grpc::StatusCode::OK:
@@ -64,6 +68,13 @@ const char* StatusCodeName(grpc::StatusCode code) {
 std::string Describe(const grpc::Status& status) {
   if (status.error_message().empty()) return StatusCodeName(status.error_code());
   return absl::StrCat(StatusCodeName(status.error_code()), ": ", status.error_message());
+}
+
+void ReportCallError(const grpc::Status& status, const std::string& token, std::ostream& err) {
+  err << "bridgectl: " << Describe(status) << '\n';
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && token.empty()) {
+    err << "bridgectl: no token was sent: give it with --token TOKEN or $BRIDGE_TOKEN\n";
+  }
 }
 
 }  // namespace bridgectl

@@ -29,6 +29,8 @@ int RunHealth(const Options& options, StopSignal& stop, std::ostream& out, std::
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(options.service);
   grpc::ClientContext context;
+  // The health service asks for no token; sending the one given does no harm.
+  AddAuthorization(options.token, &context);
   if (!options.watch) {
     context.set_deadline(std::chrono::system_clock::now() +
                          absl::ToChronoNanoseconds(options.timeout));

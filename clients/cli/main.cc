@@ -17,8 +17,9 @@
 int main(int argc, char** argv) {
   // First, before gRPC starts any thread: see StopSignal.
   bridgectl::StopSignal stop;
-  absl::StatusOr<bridgectl::Options> options = bridgectl::ParseCommandLine(
-      std::vector<std::string>(argv + 1, argv + argc), std::getenv("BRIDGE_ADDR"));
+  absl::StatusOr<bridgectl::Options> options =
+      bridgectl::ParseCommandLine(std::vector<std::string>(argv + 1, argv + argc),
+                                  std::getenv("BRIDGE_ADDR"), std::getenv("BRIDGE_TOKEN"));
   if (!options.ok()) {
     std::cerr << "bridgectl: " << options.status().message() << '\n';
     return bridgectl::kExitUsage;

@@ -82,13 +82,14 @@ int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoNanoseconds(options.timeout));
+  AddAuthorization(options.token, &context);
   bridge::v1::PublishResponse response;
   stop.SetCall(&context);
   const grpc::Status status = stub->Publish(&context, request, &response);
   stop.ClearCall();
   if (stop.stopped()) return kExitOk;
   if (!status.ok()) {
-    err << "bridgectl: " << Describe(status) << '\n';
+    ReportCallError(status, options.token, err);
     return kExitError;
   }
   out << EventFormatter(options.json).Published(options.channel, response.receivers()) << '\n';

@@ -19,7 +19,8 @@ namespace {
 using bridge::v1::Event;
 
 // Whether a new stream may succeed where this one failed. Errors about the request
-// itself (bad channel name, permissions, unknown method) will fail again the same way.
+// itself (bad channel name, a token missing or unknown, a channel the token or Bridge's
+// Redis user may not subscribe to, unknown method) will fail again the same way.
 bool Retriable(const grpc::Status& status) {
   switch (status.error_code()) {
     case grpc::StatusCode::INVALID_ARGUMENT:
@@ -77,6 +78,8 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
     // connect again (on the channel's backoff, see ConnectToBridge) instead of failing at
     // once: failing fast while the channel sits out its backoff would only grow ours.
     context.set_wait_for_ready(options.reconnect);
+    // Every stream, the reconnected ones too.
+    AddAuthorization(options.token, &context);
     stop.SetCall(&context);
     std::unique_ptr<grpc::ClientReader<Event>> reader = stub->Subscribe(&context, request);
     std::set<std::string> confirmed;
@@ -107,7 +110,7 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
                // Refused outright (too many subscriptions) rather than cut off later as a
                // slow consumer: asking again would be refused again.
                (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && confirmed.empty())) {
-      err << "bridgectl: " << Describe(status) << '\n';
+      ReportCallError(status, options.token, err);
       return kExitError;
     }
     confirmed_before.merge(confirmed);

@@ -5,6 +5,8 @@
 //   node bridge-client.js publish news 'hello'
 //
 // Loads the contract straight from proto/bridge/v1/bridge.proto (no generated code).
+// BRIDGE_ADDR is the address (default localhost:50051); BRIDGE_TOKEN, when set, is sent as
+// `authorization: Bearer <token>` with every call, for a Bridge with an access file.
 // The subscriber prints one line per event, in bridgectl's human form, reconnects with
 // backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
 'use strict';
@@ -26,6 +28,14 @@ const FATAL = new Set([
   grpc.status.INVALID_ARGUMENT, grpc.status.PERMISSION_DENIED, grpc.status.UNAUTHENTICATED,
   grpc.status.UNIMPLEMENTED, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND,
 ]);
+// A Bridge with an access file wants the token in every call's metadata (plaintext
+// gRPC: call credentials would need TLS). Checked first: grpc-js would quote a bad one.
+const TOKEN = process.env.BRIDGE_TOKEN || '';
+function callMetadata() {
+  const metadata = new grpc.Metadata();
+  if (TOKEN) metadata.set('authorization', `Bearer ${TOKEN}`);
+  return metadata;
+}
 const codeName = (code) => Object.keys(grpc.status).find((k) => grpc.status[k] === code);
 
 // One terminal line: UTF-8 text as it is, control characters and backslashes escaped.
@@ -75,7 +85,7 @@ function subscribe(client, channels, patterns) {
   process.on('SIGTERM', stop);
 
   const open = () => {
-    call = client.subscribe({ channels, patterns });
+    call = client.subscribe({ channels, patterns }, callMetadata());
     call.on('data', (event) => {
       console.log(describe(event));
       if (event.kind === 'subscribed') {
@@ -109,7 +119,8 @@ function subscribe(client, channels, patterns) {
 }
 
 function publish(client, channel, payload) {
-  client.publish({ channel, payload }, { deadline: Date.now() + 10000 }, (err, reply) => {
+  const options = { deadline: Date.now() + 10000 };
+  client.publish({ channel, payload }, callMetadata(), options, (err, reply) => {
     if (err) {
       console.error(`error: ${codeName(err.code)}: ${err.details}`);
       process.exitCode = 1;
@@ -123,8 +134,14 @@ function publish(client, channel, payload) {
 
 function main(argv) {
   const usage = 'usage: bridge-client.js [--addr HOST:PORT] subscribe CHANNEL... [--pattern P]...\n' +
-                '       bridge-client.js [--addr HOST:PORT] publish CHANNEL [MESSAGE]';
+                '       bridge-client.js [--addr HOST:PORT] publish CHANNEL [MESSAGE]\n' +
+                'environment: BRIDGE_ADDR (default address), BRIDGE_TOKEN (access token)';
   let addr = process.env.BRIDGE_ADDR || 'localhost:50051';
+  if (TOKEN && !/^[!-~]+$/.test(TOKEN)) {
+    console.error('error: BRIDGE_TOKEN: only printable ASCII, no spaces');
+    process.exitCode = 2;
+    return;
+  }
   const positional = [];
   const patterns = [];
   for (let i = 0; i < argv.length; i++) {

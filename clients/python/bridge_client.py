@@ -10,6 +10,9 @@ build/python, or $BRIDGE_PY_STUBS).
 
 The subscriber prints one line per event, in bridgectl's human form, reconnects with
 backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+
+BRIDGE_ADDR is the address (default localhost:50051); BRIDGE_TOKEN, when set, is sent as
+`authorization: Bearer <token>` with every call, for a Bridge with an access file.
 """
 
 import argparse
@@ -48,6 +51,10 @@ FATAL = {
     grpc.StatusCode.NOT_FOUND,
 }
 
+# A Bridge with an access file wants the token in every call's metadata (plaintext gRPC:
+# call credentials would need TLS). main() checks it: gRPC sends printable ASCII only.
+TOKEN = os.environ.get("BRIDGE_TOKEN", "")
+METADATA = [("authorization", f"Bearer {TOKEN}")] if TOKEN else []
 
 ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -111,7 +118,7 @@ class Subscriber:
     def run(self) -> int:
         delay = 0.5
         while not self.stopping.is_set():
-            self.call = self.stub.Subscribe(self.request)
+            self.call = self.stub.Subscribe(self.request, metadata=METADATA)
             try:
                 for event in self.call:
                     print(describe(event), flush=True)
@@ -137,7 +144,9 @@ class Subscriber:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="environment: BRIDGE_ADDR (default address), BRIDGE_TOKEN (access token)")
     parser.add_argument("--addr", default=os.environ.get("BRIDGE_ADDR", "localhost:50051"))
     commands = parser.add_subparsers(dest="command", required=True)
     sub = commands.add_parser("subscribe")
@@ -147,6 +156,8 @@ def main() -> int:
     pub.add_argument("channel")
     pub.add_argument("message", nargs="?", help="default: standard input")
     args = parser.parse_args()
+    if TOKEN and not all("!" <= c <= "~" for c in TOKEN):
+        parser.error("BRIDGE_TOKEN: only printable ASCII, no spaces")
 
     with grpc.insecure_channel(args.addr) as channel:
         stub = pb_grpc.BridgeStub(channel)
@@ -154,7 +165,7 @@ def main() -> int:
             payload = args.message.encode() if args.message is not None else sys.stdin.buffer.read()
             try:
                 reply = stub.Publish(pb.PublishRequest(channel=args.channel, payload=payload),
-                                     timeout=10)
+                                     timeout=10, metadata=METADATA)
             except grpc.RpcError as err:
                 print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
                 return 1

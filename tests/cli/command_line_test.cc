@@ -8,8 +8,9 @@
 namespace bridgectl {
 namespace {
 
-absl::StatusOr<Options> Parse(std::vector<std::string> args, const char* env_addr = nullptr) {
-  return ParseCommandLine(args, env_addr);
+absl::StatusOr<Options> Parse(std::vector<std::string> args, const char* env_addr = nullptr,
+                              const char* env_token = nullptr) {
+  return ParseCommandLine(args, env_addr, env_token);
 }
 
 TEST(CommandLineTest, SubscribeTakesChannelsAndRepeatedPatterns) {
@@ -50,6 +51,72 @@ TEST(CommandLineTest, AddrFlagWinsOverEnvironment) {
   EXPECT_EQ(Parse({"health"})->addr, "localhost:50051");
   EXPECT_EQ(Parse({"health"}, "env:1")->addr, "env:1");
   EXPECT_EQ(Parse({"health", "--addr", "flag:2"}, "env:1")->addr, "flag:2");
+}
+
+TEST(CommandLineTest, TokenFlagOnEveryCommand) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"subscribe", "a", "--token", "s3cret-token-0123"},
+           {"publish", "a", "b", "--token=s3cret-token-0123"},
+           {"health", "--token", "s3cret-token-0123"},
+       }) {
+    absl::StatusOr<Options> o = Parse(args);
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->token, "s3cret-token-0123") << args.front();
+  }
+  // None given, none sent.
+  EXPECT_EQ(Parse({"subscribe", "a"})->token, "");
+}
+
+TEST(CommandLineTest, TokenFlagWinsOverEnvironment) {
+  EXPECT_EQ(Parse({"subscribe", "a"}, nullptr, "from-env-0123456789")->token,
+            "from-env-0123456789");
+  // An empty $BRIDGE_TOKEN is as good as unset, as for $BRIDGE_ADDR.
+  EXPECT_EQ(Parse({"subscribe", "a"}, nullptr, "")->token, "");
+  EXPECT_EQ(
+      Parse({"subscribe", "a", "--token", "from-flag-0123456789"}, nullptr, "from-env-0123456789")
+          ->token,
+      "from-flag-0123456789");
+  // $BRIDGE_ADDR and $BRIDGE_TOKEN do not get in each other's way.
+  absl::StatusOr<Options> both = Parse({"publish", "a", "b"}, "env:1", "from-env-0123456789");
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ(both->addr, "env:1");
+  EXPECT_EQ(both->token, "from-env-0123456789");
+  // A $BRIDGE_TOKEN that could not be sent is checked only when --token does not replace it.
+  EXPECT_TRUE(Parse({"health", "--token", "good-token-0123456"}, nullptr, "bad token").ok());
+}
+
+TEST(CommandLineTest, TokenErrorsAreUsageErrorsThatNeverQuoteIt) {
+  struct Case {
+    std::vector<std::string> args;
+    const char* env_token;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"subscribe", "a", "--token"}, nullptr},              // missing value
+           {{"subscribe", "a", "--token"}, "env-token-0123456"},  // the env is no value
+           {{"publish", "a", "b", "--token="}, nullptr},
+           {{"publish", "a", "b", "--token", ""}, nullptr},
+           {{"health", "--token", "s3cret with-space"}, nullptr},
+           {{"health", "--token", "s3cret\x01"}, nullptr},
+           {{"health", "--token", "s3cret\xc3\xa9"}, nullptr},
+           {{"health"}, "s3cret\nnewline"},
+           {{"health"}, "s3cret with-space"},
+       }) {
+    absl::StatusOr<Options> o = Parse(c.args, nullptr, c.env_token);
+    ASSERT_FALSE(o.ok()) << "accepted: " << c.args.back();
+    // The parser's errors become exit status 2 in main (kExitUsage).
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(o.status().message());
+    EXPECT_NE(message.find("--help"), std::string::npos) << message;
+    EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+    EXPECT_EQ(message.find("env-token"), std::string::npos) << message;
+  }
+}
+
+TEST(CommandLineTest, UsageDocumentsTheToken) {
+  const std::string usage = Usage();
+  EXPECT_NE(usage.find("--token TOKEN"), std::string::npos);
+  EXPECT_NE(usage.find("$BRIDGE_TOKEN"), std::string::npos);
+  EXPECT_NE(usage.find("authorization: Bearer"), std::string::npos);
 }
 
 TEST(CommandLineTest, Timeouts) {

@@ -5,6 +5,7 @@ Nothing here sleeps or polls to synchronise: a test waits for a line (a server's
 log line, a client's event) or an exit, each with a deadline.
 """
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,17 @@ import threading
 import time
 
 TIMEOUT = float(os.environ.get("BRIDGE_TEST_TIMEOUT", "20"))
+
+# An access file (`bridge --access_file`) for the tests of tokens: a reader that may
+# subscribe to prices.* and news and publish nothing, and a writer that may publish to
+# prices.* and subscribe to nothing.
+READER_TOKEN = "reader-token-0123456789"
+WRITER_TOKEN = "writer-token-0123456789"
+UNKNOWN_TOKEN = "unknown-token-0123456789"
+ACCESS = {"clients": [
+    {"name": "reader", "token": READER_TOKEN, "subscribe": ["prices.*", "news"], "publish": []},
+    {"name": "writer", "token": WRITER_TOKEN, "subscribe": [], "publish": ["prices.*"]},
+]}
 
 
 class TestFailure(AssertionError):
@@ -161,13 +173,19 @@ class Redis:
 
 
 class Stack:
-    """One redis-server and one bridge for a test, torn down by close()."""
+    """One redis-server and one bridge for a test, torn down by close(). With `access` (the
+    JSON of an access file), bridge runs with --access_file."""
 
-    def __init__(self, bridge_bin, bridgectl_bin, extra_flags=()):
+    def __init__(self, bridge_bin, bridgectl_bin, extra_flags=(), access=None):
         self.dir = tempfile.mkdtemp(prefix="bridge-cli-test-")
         self.bridge_bin = bridge_bin
         self.bridgectl = bridgectl_bin
         self.extra_flags = list(extra_flags)
+        if access is not None:
+            path = os.path.join(self.dir, "access.json")
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(access, f)
+            self.extra_flags.append(f"--access_file={path}")
         self.redis = Redis(self.dir)
         self.grpc_port = free_port()
         self.ws_port = free_port()
@@ -209,8 +227,9 @@ class Stack:
         return self.spawn([self.bridgectl, *args, "--addr", self.addr], name="bridgectl",
                           **kwargs)
 
-    def ctl(self, *args, stdin_bytes=None):
-        return run([self.bridgectl, *args, "--addr", self.addr], stdin_bytes=stdin_bytes)
+    def ctl(self, *args, stdin_bytes=None, env=None):
+        return run([self.bridgectl, *args, "--addr", self.addr], stdin_bytes=stdin_bytes,
+                   env=env)
 
     def close(self):
         for p in self.children:

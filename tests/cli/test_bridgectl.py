@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bridgectl against a real bridge and a real redis-server: subscribe, publish, health,
---json, --reconnect, signals, and exit statuses on errors.
+--json, --reconnect, signals, exit statuses on errors, and tokens (--token, BRIDGE_TOKEN)
+against a bridge with an access file.
 
     test_bridgectl.py [CASE] --bridge PATH --bridgectl PATH
 """
@@ -13,7 +14,13 @@ import signal
 import subprocess
 import sys
 
-from harness import TIMEOUT, Proc, Stack, TestFailure, free_port, main, run
+from harness import (ACCESS, READER_TOKEN, TIMEOUT, UNKNOWN_TOKEN, WRITER_TOKEN, Proc, Stack,
+                     TestFailure, free_port, main, run)
+
+TOKENS = (READER_TOKEN, WRITER_TOKEN, UNKNOWN_TOKEN)
+# For the calls that must send no token, whatever the environment running the tests holds:
+# an empty BRIDGE_TOKEN counts as unset.
+NO_TOKEN = {"BRIDGE_TOKEN": ""}
 
 
 def check(condition, what, *details):
@@ -146,6 +153,17 @@ def errors(args):
         check(code == 2 and "bridgectl --help" in err, f"usage error for {cmd}", code, err)
     code, out, _ = run([args.bridgectl, "--help"])
     check(code == 0 and "Usage:" in out, "--help", out)
+    check("--token TOKEN" in out and "$BRIDGE_TOKEN" in out, "--help documents --token", out)
+    # A token that cannot be sent: a usage error that does not quote it, before any call.
+    for cmd, env in ((["subscribe", "a", "--token"], {}),
+                     (["publish", "a", "b", "--token", "s3cret with space"], {}),
+                     (["health"], {"BRIDGE_TOKEN": "s3cret\tTab"})):
+        code, out, err = run([args.bridgectl, "--addr", dead, *cmd], env=env)
+        check(code == 2 and "bridgectl --help" in err and "s3cret" not in out + err,
+              f"bad token for {cmd} {env}", code, out, err)
+    # Nor does --help show the value of BRIDGE_TOKEN.
+    code, out, err = run([args.bridgectl, "--help"], env={"BRIDGE_TOKEN": READER_TOKEN})
+    check(code == 0 and READER_TOKEN not in out + err, "--help shows no token", out, err)
 
     # Errors from the server itself: printed with their code, exit 1, never retried.
     stack = Stack(args.bridge, args.bridgectl)
@@ -181,6 +199,109 @@ def reconnect(stack):
     sub.expect(r"^news #\d+: after$")
     sub.signal(signal.SIGINT)
     sub.expect_exit(0)
+
+
+def access(args):
+    """A bridge with an access file: the token of --token or BRIDGE_TOKEN goes with every
+    call (a reconnection's too), and UNAUTHENTICATED and PERMISSION_DENIED end bridgectl
+    with exit 1, --reconnect or not, without ever printing the token."""
+    stack = Stack(args.bridge, args.bridgectl, access=ACCESS)
+
+    def no_token_printed(out, err):
+        for token in TOKENS:
+            check(token not in out + err, "a token was printed", out, err)
+
+    def refused(code_name, *cmd, env=None):
+        code, out, err = stack.ctl(*cmd, env=env)
+        check(code == 1 and f"bridgectl: {code_name}" in err and not out.strip(),
+              f"{cmd} {env}: expected exit 1 with {code_name}", code, out, err)
+        no_token_printed(out, err)
+        return err
+
+    try:
+        stack.start()  # Its health --wait sends no token: Health needs none.
+
+        # No token, or one the file does not know: UNAUTHENTICATED, for either call.
+        # Without a token, bridgectl says where to give one; with a wrong one, it does not.
+        for cmd in (["subscribe", "news"], ["publish", "prices.eu", "x"]):
+            err = refused("UNAUTHENTICATED", *cmd, env=NO_TOKEN)
+            check("--token TOKEN or $BRIDGE_TOKEN" in err, f"{cmd}: no hint of --token", err)
+        err = refused("UNAUTHENTICATED", "subscribe", "news", "--token", UNKNOWN_TOKEN)
+        check("$BRIDGE_TOKEN" not in err, "hint of --token when one was given", err)
+        refused("UNAUTHENTICATED", "subscribe", "news", env={"BRIDGE_TOKEN": UNKNOWN_TOKEN})
+        refused("UNAUTHENTICATED", "publish", "prices.eu", "x", "--token", UNKNOWN_TOKEN)
+
+        # The reader's token, by --token: its channel and its pattern (literally one of its
+        # globs) are confirmed.
+        sub = stack.bridgectl_proc("subscribe", "--reconnect", "news", "--pattern", "prices.*",
+                                   "--token", READER_TOKEN, env=NO_TOKEN)
+        sub.expect(r"^subscribed channel news$")
+        sub.expect(r"^subscribed pattern prices\.\*$")
+        # The writer publishes to prices.*, by --token; news it may not, so Redis does.
+        code, out, err = stack.ctl("publish", "prices.eu", "42", "--token", WRITER_TOKEN)
+        check(code == 0 and out.strip() == "published to prices.eu: 1 receiver",
+              "publish with the writer's token", code, out, err)
+        sub.expect(r"^prices\.eu \(prices\.\*\) #1: 42$")
+        stack.redis.publish_many("news", b"hello", 1)
+        sub.expect(r"^news #1: hello$")
+
+        # The same tokens from BRIDGE_TOKEN.
+        env_sub = stack.bridgectl_proc("subscribe", "prices.us", env={"BRIDGE_TOKEN": READER_TOKEN})
+        env_sub.expect(r"^subscribed channel prices\.us$")
+        code, out, err = stack.ctl("publish", "prices.us", "7", env={"BRIDGE_TOKEN": WRITER_TOKEN})
+        # (Redis counts Bridge twice here: by the channel and by the pattern.)
+        check(code == 0 and out.startswith("published to prices.us: "),
+              "publish with BRIDGE_TOKEN", code, out, err)
+        env_sub.expect(r"^prices\.us #1: 7$")
+        sub.expect(r"^prices\.us \(prices\.\*\) #2: 7$")
+        # --token wins over BRIDGE_TOKEN: the reader may not publish, the writer may.
+        code, out, err = stack.ctl("publish", "prices.us", "8", "--token", WRITER_TOKEN,
+                                   env={"BRIDGE_TOKEN": READER_TOKEN})
+        check(code == 0, "--token over BRIDGE_TOKEN", code, out, err)
+        env_sub.expect(r"^prices\.us #2: 8$")
+        # Health asks for no token, and one sent does no harm.
+        for env in (NO_TOKEN, {"BRIDGE_TOKEN": READER_TOKEN}):
+            code, out, err = stack.ctl("health", env=env)
+            check(code == 0 and out.strip() == "SERVING", f"health with {env}", code, out, err)
+
+        # Beyond what a token allows: PERMISSION_DENIED. A subscribe naming one channel it
+        # may not have is refused whole; a pattern must be one of the globs literally.
+        refused("PERMISSION_DENIED", "subscribe", "orders", "--token", READER_TOKEN)
+        refused("PERMISSION_DENIED", "subscribe", "news", "orders", "--token", READER_TOKEN)
+        refused("PERMISSION_DENIED", "subscribe", "--pattern", "prices.eu.*",
+                "--token", READER_TOKEN)
+        refused("PERMISSION_DENIED", "subscribe", "prices.eu", "--token", WRITER_TOKEN)
+        refused("PERMISSION_DENIED", "publish", "news", "x", "--token", WRITER_TOKEN)
+        refused("PERMISSION_DENIED", "publish", "prices.eu", "x", "--token", READER_TOKEN)
+
+        # --reconnect does not retry them: they would be refused again, for ever. Exit 1 at
+        # the first refusal, well before its first backoff (250ms) would have doubled twice.
+        for code_name, token, channel in (("UNAUTHENTICATED", UNKNOWN_TOKEN, "news"),
+                                          ("PERMISSION_DENIED", READER_TOKEN, "orders")):
+            p = stack.bridgectl_proc("subscribe", "--reconnect", channel, "--token", token)
+            p.expect(rf"^bridgectl: {code_name}", stream="stderr", timeout=5)
+            p.expect_exit(1, timeout=5)
+            check(not any("reconnecting" in l for l in p.lines["stderr"]),
+                  f"--reconnect retried {code_name}", p.transcript())
+            no_token_printed("\n".join(p.lines["stdout"]), "\n".join(p.lines["stderr"]))
+
+        # A reconnection sends the token again: after a bridge restart the reader's stream
+        # is confirmed anew (a stream without it would end in UNAUTHENTICATED, exit 1).
+        stack.stop_bridge()
+        sub.expect(r"reconnecting in", stream="stderr")
+        stack.start_bridge()
+        sub.expect(r"^subscribed channel news$", timeout=30)
+        sub.expect(r"^subscribed pattern prices\.\*$")
+        code, out, err = stack.ctl("publish", "prices.eu", "after", "--token", WRITER_TOKEN)
+        check(code == 0, "publish after the restart", code, out, err)
+        sub.expect(r"^prices\.eu \(prices\.\*\) #\d+: after$")
+        sub.signal(signal.SIGINT)
+        sub.expect_exit(0)
+        no_token_printed("\n".join(sub.lines["stdout"]), "\n".join(sub.lines["stderr"]))
+    except TestFailure as e:
+        raise TestFailure(f"{e}\n{stack.bridge.transcript() if stack.bridge else ''}") from None
+    finally:
+        stack.close()
 
 
 def slow_consumer(args):
@@ -251,6 +372,7 @@ CASES = {
     "reconnect": reconnect,
     "slow_consumer": slow_consumer,
     "publish_stdin_signal": publish_stdin_signal,
+    "access": access,
 }
 
 if __name__ == "__main__":

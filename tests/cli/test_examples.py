@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The Node.js and Python examples against a real bridge and a real redis-server: each
 subscribes, receives what another process (the same example) published, reports the gap
-a Redis restart causes, and exits 0 on SIGTERM.
+a Redis restart causes, and exits 0 on SIGTERM. The *_access cases run them against a
+bridge with an access file, with and without BRIDGE_TOKEN.
 
-    test_examples.py {node,python} --bridge PATH --bridgectl PATH [--python /usr/bin/python3]
+    test_examples.py {node,python,node_access,python_access} --bridge PATH --bridgectl PATH
+                     [--python /usr/bin/python3]
 """
 
 import pathlib
@@ -11,9 +13,11 @@ import signal
 import sys
 import tempfile
 
-from harness import Stack, TestFailure, main, run
+from harness import (ACCESS, READER_TOKEN, UNKNOWN_TOKEN, WRITER_TOKEN, Stack, TestFailure,
+                     main, run)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+ACCESS_TOKENS = (READER_TOKEN, WRITER_TOKEN, UNKNOWN_TOKEN)
 
 
 def exercise(args, command, env=None):
@@ -63,22 +67,68 @@ def exercise(args, command, env=None):
         stack.close()
 
 
-def node(args):
+def exercise_access(args, command, env=None):
+    """Against a bridge with an access file: BRIDGE_TOKEN goes with Subscribe and Publish;
+    without it, or beyond what it allows, the example exits 1 with the code."""
+    stack = Stack(args.bridge, args.bridgectl, access=ACCESS)
+
+    def with_token(token):
+        # An empty BRIDGE_TOKEN counts as unset, whatever the tests' environment holds.
+        return {**(env or {}), "BRIDGE_TOKEN": token}
+
+    def refused(code_name, token, *cmd):
+        code, out, err = run(command + ["--addr", stack.addr, *cmd], env=with_token(token))
+        if code != 1 or code_name not in err or any(t in out + err for t in ACCESS_TOKENS):
+            raise TestFailure(f"{cmd} with {token or 'no token'!r}: exit {code}, expected 1 "
+                              f"with {code_name} and no token printed\n{out}{err}")
+
+    try:
+        stack.start()
+        addr = ["--addr", stack.addr]
+        refused("UNAUTHENTICATED", "", "subscribe", "news")
+        refused("UNAUTHENTICATED", UNKNOWN_TOKEN, "subscribe", "news")
+        refused("UNAUTHENTICATED", "", "publish", "prices.eu", "x")
+
+        sub = stack.spawn(command + addr + ["subscribe", "news", "--pattern", "prices.*"],
+                          name="subscriber", env=with_token(READER_TOKEN))
+        sub.expect(r"^subscribed channel news$")
+        sub.expect(r"^subscribed pattern prices\.\*$")
+        code, out, err = run(command + addr + ["publish", "prices.eu", "42"],
+                             env=with_token(WRITER_TOKEN))
+        if code != 0 or out.strip() != "published to prices.eu: 1 receiver":
+            raise TestFailure(f"publish with the writer's token: exit {code}\n{out}{err}")
+        sub.expect(r"^prices\.eu \(prices\.\*\) #1: 42$")
+
+        refused("PERMISSION_DENIED", READER_TOKEN, "subscribe", "news", "orders")
+        refused("PERMISSION_DENIED", WRITER_TOKEN, "publish", "news", "x")
+
+        sub.signal(signal.SIGTERM)
+        sub.expect_exit(0)
+    except TestFailure as e:
+        raise TestFailure(f"{e}\n{stack.bridge.transcript() if stack.bridge else ''}") from None
+    finally:
+        stack.close()
+
+
+def node(args, check=exercise):
     node_dir = ROOT / "clients" / "node"
     if not (node_dir / "node_modules" / "@grpc" / "grpc-js").is_dir():
         raise TestFailure(f"{node_dir}/node_modules is missing: run scripts/npm-deps")
-    exercise(args, ["node", str(node_dir / "bridge-client.js")])
+    check(args, ["node", str(node_dir / "bridge-client.js")])
 
 
-def python(args):
+def python(args, check=exercise):
     with tempfile.TemporaryDirectory(prefix="bridge-py-stubs-") as stubs:
         # Generated at test time, into a build directory: never committed.
         code, out, err = run([ROOT / "clients" / "python" / "generate_stubs.sh", stubs])
         if code != 0:
             raise TestFailure(f"generate_stubs.sh: exit {code}\n{out}{err}")
-        exercise(args, [args.python, str(ROOT / "clients" / "python" / "bridge_client.py")],
-                 env={"BRIDGE_PY_STUBS": stubs, "PYTHONDONTWRITEBYTECODE": "1"})
+        check(args, [args.python, str(ROOT / "clients" / "python" / "bridge_client.py")],
+              env={"BRIDGE_PY_STUBS": stubs, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 if __name__ == "__main__":
-    sys.exit(main({"node": node, "python": python}, sys.argv[1:]))
+    sys.exit(main({"node": node, "python": python,
+                   "node_access": lambda args: node(args, exercise_access),
+                   "python_access": lambda args: python(args, exercise_access)},
+                  sys.argv[1:]))

@@ -9,6 +9,7 @@
 // The client reconnects by itself (exponential backoff with jitter), subscribes again
 // to everything it held, and reports every loss as a "gap": those the server announces
 // (slow consumer, Redis reconnect) and its own reconnects (reason "client_reconnect").
+// A server with an access file (--access_file) wants a token: new Bridge(url, { token }).
 // See docs/WEBSOCKET.md for the protocol.
 
 const CONNECTING = "connecting";
@@ -42,6 +43,13 @@ export class Bridge {
    * @param {number} [options.pingIntervalMs=25000] application pings; 0 disables
    * @param {number} [options.pongTimeoutMs=10000] no pong by then: reconnect
    * @param {number} [options.publishTimeoutMs=10000]
+   * @param {string} [options.token] access token of a server run with --access_file; sent
+   *   as the URL's `access_token` query parameter (a browser cannot set headers on a
+   *   WebSocket) on every connect. `url` itself never shows it.
+   * @param {number} [options.failedOpensBeforeError=3] after this many attempts in a row
+   *   whose socket never opened, emit the error "connect_failed" (once, until a socket
+   *   opens again); 0 disables. A browser cannot tell a refused token (HTTP 401) or a
+   *   refused channel (403) from a server that is down: both are a close with code 1006.
    */
   constructor(url = defaultUrl(), options = {}) {
     this.url = url;
@@ -51,6 +59,8 @@ export class Bridge {
       pingIntervalMs: 25000,
       pongTimeoutMs: 10000,
       publishTimeoutMs: 10000,
+      token: undefined,
+      failedOpensBeforeError: 3,
       ...options,
     };
     this.state = CONNECTING;
@@ -59,9 +69,11 @@ export class Bridge {
     this._listeners = new Map(); // event -> Set of handlers
     this._pendingPublishes = [];
     this._attempt = 0;
+    this._failedOpens = 0; // attempts in a row whose socket never opened
     this._everOpened = false;
     this._closedByUser = false;
     this._socket = null;
+    this._socketOpened = false; // whether this._socket ever opened
     this._reconnectTimer = null;
     this._pingTimer = null;
     this._pongTimer = null;
@@ -115,8 +127,10 @@ export class Bridge {
   /**
    * Events: "state" (state string), "open", "subscribed" ({channel|pattern}),
    * "gap" ({channel|pattern, reason, dropped}), "error" ({code, message}; "forbidden"
-   * also names the channel or pattern Redis refused, whose handlers are dropped),
-   * "close" ({code, reason}). Returns a function that removes the listener.
+   * also names the channel or pattern refused, by the token's access rules or by Redis,
+   * whose handlers are dropped; "connect_failed" ({code, message, attempts}) comes from
+   * the client itself, see options.failedOpensBeforeError), "close" ({code, reason}).
+   * Returns a function that removes the listener.
    */
   on(event, handler) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
@@ -174,16 +188,30 @@ export class Bridge {
     }
   }
 
+  /** The URL to connect to: `url`, plus the token when there is one. */
+  _socketUrl() {
+    const url = String(this.url);
+    const { token } = this.options;
+    if (token === undefined || token === null || token === "") return url;
+    const hash = url.indexOf("#");
+    const base = hash < 0 ? url : url.slice(0, hash);
+    const sep = !base.includes("?") ? "?" : /[?&]$/.test(base) ? "" : "&";
+    return `${base}${sep}access_token=${encodeURIComponent(token)}`;
+  }
+
   _connect() {
-    this._setState(this._everOpened ? RECONNECTING : CONNECTING);
+    // The first try is "connecting" (the constructor's state); every retry stays
+    // "reconnecting", whether or not a socket ever opened.
     let socket;
     try {
-      socket = new WebSocket(this.url);
+      socket = new WebSocket(this._socketUrl());
     } catch (e) {
+      this._openFailed();
       this._scheduleReconnect();
       return;
     }
     this._socket = socket;
+    this._socketOpened = false;
     socket.onopen = () => this._onOpen(socket);
     socket.onmessage = (ev) => this._onFrame(ev.data);
     socket.onclose = (ev) => this._onClose(socket, ev);
@@ -195,6 +223,8 @@ export class Bridge {
     if (socket !== this._socket) return;
     const wasReconnect = this._everOpened;
     this._everOpened = true;
+    this._socketOpened = true;
+    this._failedOpens = 0;
     this._setState(OPEN);
     const channels = [...this._channels.keys()];
     const patterns = [...this._patterns.keys()];
@@ -266,7 +296,8 @@ export class Bridge {
           );
         }
         if (msg.code === "forbidden") {
-          // Redis refused the channel: the server dropped it, and so does the client,
+          // The token's access rules or Redis refused the channel: the server does not
+          // hold it (the rest of the frame went ahead), and the client drops it too,
           // rather than ask again on every reconnect.
           if (msg.channel !== undefined) this._channels.delete(msg.channel);
           if (msg.pattern !== undefined) this._patterns.delete(msg.pattern);
@@ -290,6 +321,7 @@ export class Bridge {
 
   _onClose(socket, ev) {
     if (socket !== this._socket) return;
+    const opened = this._socketOpened;
     this._socket = null;
     this._stopPings();
     for (const pending of this._pendingPublishes.splice(0)) {
@@ -299,7 +331,19 @@ export class Bridge {
     }
     this._emit("close", { code: ev.code, reason: ev.reason });
     if (this._closedByUser) return;
+    if (!opened) this._openFailed();
     this._scheduleReconnect();
+  }
+
+  /** One more attempt whose socket never opened; say so once there are enough in a row. */
+  _openFailed() {
+    this._failedOpens++;
+    const { failedOpensBeforeError } = this.options;
+    if (!failedOpensBeforeError || this._failedOpens !== failedOpensBeforeError) return;
+    const message = this.options.token
+      ? "the WebSocket did not open: the server is unreachable or refused the access token"
+      : "the WebSocket did not open: the server is unreachable or wants an access token";
+    this._emit("error", { code: "connect_failed", message, attempts: this._failedOpens });
   }
 
   _scheduleReconnect() {

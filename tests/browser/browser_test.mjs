@@ -7,9 +7,14 @@
 // 2. a message published with redis-cli appears on the page;
 // 3. a subscription made through the page's form receives, and the form publishes;
 // 4. Redis restarts: the page shows the gap and keeps receiving.
+// 5. A second bridge with --access_file: bridge.js with the right token (sent as the URL's
+//    access_token) opens, receives on allowed channels and patterns, gets "forbidden" for
+//    the others and drops them; without a token, with a wrong one, or with a refused
+//    ?channel= it never opens and reports "connect_failed", backing off between tries;
+//    the page's token field connects.
 // Exits 0 on success, 1 on failure, 77 (skipped) when Chromium is not installed.
-import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -215,6 +220,241 @@ async function main() {
   if (code !== 0) throw new Error(`bridge exited with ${code} after SIGTERM`);
   await page.locator("#state", { hasText: /reconnecting|connecting/ }).waitFor();
   log("bridge drained on SIGTERM; page reconnecting");
+  await page.close();
+
+  await accessControl(context, redisPort, tmp);
+}
+
+// Tokens hold characters that a URL query must escape ('+' would read as a space).
+const UI_TOKEN = "ui+token/0123456789=&%#?";
+const WRONG_TOKEN = "wrong-token-0123456789";
+
+// 5. The same page and bridge.js against a bridge that wants tokens.
+async function accessControl(context, redisPort, tmp) {
+  const help = spawnSync(args.bridge, ["--help"], { encoding: "utf8", timeout: 10000 });
+  if (!`${help.stdout}${help.stderr}`.includes("access_file")) {
+    throw new Error(`${args.bridge} has no --access_file flag: the server side of access ` +
+                    "control is not built in");
+  }
+  const accessFile = path.join(tmp, "access.json");
+  writeFileSync(accessFile, JSON.stringify({
+    clients: [
+      { name: "ui", token: UI_TOKEN, subscribe: ["prices.*", "news"], publish: ["prices.*"] },
+      { name: "other", token: "other-token-0123456789", subscribe: ["*"] },
+    ],
+  }));
+  const wsPort = await freePort();
+  const bridge = startProcess("bridge (access file)", args.bridge, [
+    `--redis=redis://127.0.0.1:${redisPort}`,
+    "--grpc_addr=127.0.0.1:0",
+    `--ws_addr=127.0.0.1:${wsPort}`,
+    `--web_root=${path.resolve(args["web-root"])}`,
+    `--access_file=${accessFile}`,
+    "--ws_allow_publish",
+    "--ws_threads=2",
+    "--shutdown_grace=3s",
+  ]);
+  const base = `http://127.0.0.1:${wsPort}`;
+  try {
+    await waitFor("bridge /healthz", async () => (await fetch(`${base}/healthz`)).status === 200);
+  } catch (e) {
+    throw new Error(`${e.message}; bridge output:\n${bridge.output()}`);
+  }
+
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => {
+    // Chromium logs every refused WebSocket handshake (401, 403) as an error; those are
+    // expected here.
+    if (m.type() === "error" && !/^WebSocket connection to .* failed/.test(m.text())) {
+      pageErrors.push(m.text());
+    }
+  });
+  const response = await page.goto(`${base}/`);
+  if (response.status() !== 200) throw new Error(`GET / returned ${response.status()}`);
+
+  // 5a. Refused at the upgrade (no token, a wrong one, the right one with a ?channel= it may
+  // not subscribe to): the socket never opens; after three tries bridge.js says so, having
+  // backed off between them (250 ms doubling, at least half of each step), not looped.
+  const refused = async (url, token) => page.evaluate(async ({ url, token, timeoutMs }) => {
+    const { Bridge } = await import("/bridge.js");
+    const b = new Bridge(url ?? undefined, token ? { token } : {});
+    let opened = false;
+    const closes = [];
+    b.on("open", () => (opened = true));
+    b.on("close", (c) => closes.push({ code: c.code, at: performance.now() }));
+    try {
+      const err = await new Promise((resolve, reject) => {
+        b.on("error", (e) => e.code === "connect_failed" && resolve(e));
+        setTimeout(() => reject(new Error("no connect_failed in time")), timeoutMs);
+      });
+      return { opened, closes, err, state: b.state };
+    } finally {
+      b.close();
+    }
+  }, { url, token, timeoutMs: STEP_TIMEOUT_MS });
+  const wsUrl = `ws://127.0.0.1:${wsPort}/ws`;
+  for (const [what, url, token] of [
+    ["no token", null, null],
+    ["a wrong token", null, WRONG_TOKEN],
+    ["a refused ?channel=", `${wsUrl}?channel=secret`, UI_TOKEN],
+  ]) {
+    const r = await refused(url, token);
+    if (r.opened) throw new Error(`with ${what} the socket opened`);
+    if (r.err.attempts !== 3 || r.closes.length !== 3) {
+      throw new Error(`with ${what}: connect_failed after ${r.err.attempts} tries, ` +
+                      `${r.closes.length} closes; want 3`);
+    }
+    if (r.closes.some((c) => c.code !== 1006)) {
+      throw new Error(`with ${what}: close codes ${r.closes.map((c) => c.code)}, want 1006`);
+    }
+    if (r.state !== "reconnecting") throw new Error(`with ${what}: state ${r.state}`);
+    for (let i = 1; i < r.closes.length; i++) {
+      const waited = r.closes[i].at - r.closes[i - 1].at;
+      const least = (250 * 2 ** (i - 1)) / 2 - 10;
+      if (waited < least) {
+        throw new Error(`with ${what}: retry ${i} after ${waited.toFixed(0)} ms, want >= ${least}`);
+      }
+    }
+    log(`${what}: never opened, connect_failed after 3 tries with backoff`);
+  }
+  // The control: the same URL form with an allowed ?channel= opens (the token joins the
+  // query with '&').
+  const joined = await page.evaluate(async ({ url, token, timeoutMs }) => {
+    const { Bridge } = await import("/bridge.js");
+    const b = new Bridge(url, { token });
+    try {
+      return await new Promise((resolve, reject) => {
+        b.on("subscribed", resolve);
+        b.on("error", (e) => reject(new Error(`${e.code}: ${e.message}`)));
+        setTimeout(() => reject(new Error("no subscribed in time")), timeoutMs);
+      });
+    } finally {
+      b.close();
+    }
+  }, { url: `${wsUrl}?channel=news`, token: UI_TOKEN, timeoutMs: STEP_TIMEOUT_MS });
+  if (joined.channel !== "news") throw new Error(`subscribed ${JSON.stringify(joined)}`);
+  log("an allowed ?channel= with the token opens and subscribes");
+
+  // 5b. The right token: subscriptions made before the socket opens go out as one frame
+  // with a refused channel in it; the server refuses that channel alone and subscribes the
+  // rest, and bridge.js drops the refused channel.
+  await page.evaluate(async (token) => {
+    const { Bridge } = await import("/bridge.js");
+    const t = (window.acl = { events: [], got: [] });
+    t.bridge = new Bridge(undefined, { token });
+    t.forbidden = () => t.events.filter((e) => e.ev === "error" && e.code === "forbidden");
+    for (const ev of ["open", "subscribed", "error", "close"]) {
+      t.bridge.on(ev, (v) => t.events.push({ ev, ...v }));
+    }
+    const got = (data, msg) => t.got.push(`${msg.channel}:${data}`);
+    t.bridge.subscribe("news", got);
+    t.bridge.subscribe("secret", got);
+    t.bridge.subscribePattern("prices.*", got);
+  }, UI_TOKEN);
+  // Waits (bounded) for `check` to hold in the page; says what failed, with the events.
+  const until = async (what, check, arg) => {
+    try {
+      await page.waitForFunction(check, arg);
+    } catch (e) {
+      const seen = await page.evaluate(() => ({ events: window.acl.events, got: window.acl.got }));
+      throw new Error(`${what}: ${e.message}\nevents ${JSON.stringify(seen.events)}\n` +
+                      `messages ${JSON.stringify(seen.got)}`);
+    }
+  };
+  const subscribedAfterOpen = (n) => {
+    const after = [];
+    let opens = 0;
+    for (const e of window.acl.events) {
+      if (e.ev === "open") opens++;
+      else if (opens === n) after.push(e);
+    }
+    const subscribed = (key, name) => after.some((e) => e.ev === "subscribed" && e[key] === name);
+    return subscribed("channel", "news") && subscribed("pattern", "prices.*");
+  };
+  await until("news and prices.* subscribed", subscribedAfterOpen, 1);
+  let errors = await page.evaluate(() => window.acl.events.filter((e) => e.ev === "error"));
+  if (errors.length !== 1 || errors[0].code !== "forbidden" || errors[0].channel !== "secret" ||
+      errors[0].request !== "subscribe") {
+    throw new Error(`errors ${JSON.stringify(errors)}, want one forbidden for secret`);
+  }
+  log("right token: open; secret refused, news and prices.* subscribed");
+
+  // Messages: what the token may subscribe to arrives; nobody subscribed to secret.
+  if (redisCli(redisPort, "publish", "secret", "hidden") !== "0") {
+    throw new Error("something subscribed to secret");
+  }
+  redisCli(redisPort, "publish", "news", "headline");
+  redisCli(redisPort, "publish", "prices.eur", "1.08");
+  await until("messages on news and prices.eur",
+    () => ["news:headline", "prices.eur:1.08"].every((m) => window.acl.got.includes(m)));
+  log("messages on news and prices.eur received");
+
+  // Refused once open: a channel and a pattern, each its own error; the socket stays open.
+  await page.evaluate(() => {
+    window.acl.bridge.subscribe("secret2", () => {});
+    window.acl.bridge.subscribePattern("secret.*", () => {});
+  });
+  await until("forbidden for secret2 and secret.*", () => window.acl.forbidden().length >= 3);
+  errors = await page.evaluate(() => window.acl.forbidden().slice(1));
+  if (!errors.some((e) => e.code === "forbidden" && e.channel === "secret2") ||
+      !errors.some((e) => e.code === "forbidden" && e.pattern === "secret.*")) {
+    throw new Error(`errors ${JSON.stringify(errors)}, want forbidden secret2 and secret.*`);
+  }
+
+  // Publishing: allowed on prices.*, publish_forbidden on news (subscribe-only).
+  const published = await page.evaluate(async () => {
+    const outcome = (p) => p.then(() => "ok", (e) => `error:${e.code}`);
+    return Promise.all([
+      outcome(window.acl.bridge.publish("prices.usd", "1.00")),
+      outcome(window.acl.bridge.publish("news", "not mine")),
+    ]);
+  });
+  if (JSON.stringify(published) !== JSON.stringify(["ok", "error:publish_forbidden"])) {
+    throw new Error(`publish answers ${JSON.stringify(published)}`);
+  }
+  await until("the page's own publish", () => window.acl.got.includes("prices.usd:1.00"));
+  if ((await page.evaluate(() => window.acl.bridge.state)) !== "open") {
+    throw new Error("the socket did not stay open through the refusals");
+  }
+  log("forbidden subscribe and publish answered; socket still open");
+
+  // A reconnect asks only for what was allowed: no refusal comes before the confirmations.
+  await page.evaluate(() => window.acl.bridge._socket.close(4001, "test reconnect"));
+  await until("resubscribed after the reconnect", subscribedAfterOpen, 2);
+  errors = await page.evaluate(() => window.acl.forbidden());
+  if (errors.length !== 3) {
+    throw new Error(`refusals beyond the three expected: ${JSON.stringify(errors.slice(3))}`);
+  }
+  await page.evaluate(() => window.acl.bridge.close());
+  log("reconnect resubscribed only the allowed names");
+
+  // 5c. The page: without a token it says it cannot connect; the token field connects.
+  await page.locator("#connect-note.bad", { hasText: "Cannot connect" }).waitFor();
+  if ((await page.locator("#state").textContent()) === "open") {
+    throw new Error("the page is open without a token");
+  }
+  await page.fill("#token-input", UI_TOKEN);
+  await page.click("#connect-btn");
+  await page.locator("#state", { hasText: "open" }).waitFor();
+  await page.locator("#connect-note", { hasText: "Connected with the access token" }).waitFor();
+  await page.fill("#channel-input", "news");
+  await page.click("#subscribe-btn");
+  await page.locator('#subs li[data-key="channel:news"] .count', { hasText: "0" }).waitFor();
+  await page.fill("#channel-input", "secret");
+  await page.click("#subscribe-btn");
+  await page.locator("#log .row.error", { hasText: "forbidden" }).waitFor();
+  await page.locator('#subs li[data-key="channel:secret"]').waitFor({ state: "detached" });
+  redisCli(redisPort, "publish", "news", "shown with a token");
+  await page.locator("#log .row.message", { hasText: "shown with a token" }).waitFor();
+  log("page: token field connects, forbidden channel shown and dropped, messages arrive");
+
+  if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join("; ")}`);
+  bridge.kill("SIGTERM");
+  const { code } = await bridge.exited;
+  if (code !== 0) throw new Error(`bridge (access file) exited with ${code} after SIGTERM`);
 }
 
 let failed = false;

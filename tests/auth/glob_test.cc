@@ -1,6 +1,8 @@
 #include "bridge/auth/glob.h"
 
+#include <random>
 #include <string>
+#include <string_view>
 
 #include "gtest/gtest.h"
 
@@ -38,6 +40,9 @@ TEST(GlobTest, SetsRangesNegationAndEscapes) {
   EXPECT_TRUE(GlobMatch("q\\?", "q?"));
   EXPECT_FALSE(GlobMatch("q\\?", "qx"));
   EXPECT_TRUE(GlobMatch("[\\]]", "]"));
+  EXPECT_TRUE(GlobMatch("x[a-]", "x-"));
+  EXPECT_TRUE(GlobMatch("x[a-]", "xa"));
+  EXPECT_FALSE(GlobMatch("x[a-]", "xb"));
   // An unclosed set runs to the end of the pattern.
   EXPECT_TRUE(GlobMatch("x[ab", "xa"));
   EXPECT_FALSE(GlobMatch("x[ab", "xc"));
@@ -56,6 +61,37 @@ TEST(GlobTest, AdversarialPatternStaysFast) {
   const std::string pattern = std::string(40, '*') + "a*a*a*a*a*a*a*a*a*a*b";
   const std::string text(100000, 'a');
   EXPECT_FALSE(GlobMatch(pattern, text));
+}
+
+// A plain recursive matcher for `*`, `?`, `\x` and literals: slow, but obviously right.
+bool Reference(std::string_view p, std::string_view t) {
+  if (p.empty()) return t.empty();
+  if (p[0] == '*') return Reference(p.substr(1), t) || (!t.empty() && Reference(p, t.substr(1)));
+  if (t.empty()) return false;
+  if (p[0] == '\\' && p.size() >= 2) return p[1] == t[0] && Reference(p.substr(2), t.substr(1));
+  return (p[0] == '?' || p[0] == t[0]) && Reference(p.substr(1), t.substr(1));
+}
+
+// The star walk against the reference, on many random short patterns and texts; then
+// every syntax byte at random, which checks nothing but that no input reads out of
+// bounds (the sanitizer build runs this too).
+TEST(GlobTest, AgreesWithARecursiveMatcherOnRandomInput) {
+  std::mt19937 rng(20261127);
+  auto random = [&](std::string_view alphabet, size_t max) {
+    std::string out(std::uniform_int_distribution<size_t>(0, max)(rng), ' ');
+    for (char& c : out) c = alphabet[rng() % alphabet.size()];
+    return out;
+  };
+  for (int i = 0; i < 200000; ++i) {
+    const std::string pattern = random("ab*?\\", 8), text = random("ab*?\\", 10);
+    ASSERT_EQ(GlobMatch(pattern, text), Reference(pattern, text))
+        << "pattern " << pattern << " text " << text;
+  }
+  int matched = 0;
+  for (int i = 0; i < 200000; ++i) {
+    matched += GlobMatch(random("ab*?[]^-\\", 12), random("ab]-^\\", 12)) ? 1 : 0;
+  }
+  EXPECT_GT(matched, 0);
 }
 
 }  // namespace

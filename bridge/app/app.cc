@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
+#include "bridge/app/metrics.h"
 #include "bridge/common/log.h"
 
 namespace bridge {
@@ -79,12 +80,23 @@ absl::Status App::Start() {
   if (!options_.ws.address.empty()) {
     ws::WsOptions ws_options = options_.ws;
     ws_options.subscriber = options_.subscriber;
+    ws_options.metrics = [this] { return MetricsText(); };
     ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get(), access_);
     if (absl::Status st = ws_server_->Start(); !st.ok()) return st;
   }
   upstream_->Start();
   BRIDGE_LOG(Info, "gRPC listening on %s (port %d)", options_.grpc_addr, grpc_port_);
   return absl::OkStatus();
+}
+
+std::string App::MetricsText() const {
+  MetricsSnapshot m;
+  m.healthy = hub_->Healthy();
+  m.hub = hub_->Stats();
+  m.redis = upstream_->Stats();
+  m.grpc_streams = service_->open_streams();
+  m.websockets = ws_server_ == nullptr ? 0 : ws_server_->session_count();
+  return PrometheusText(m);
 }
 
 void App::OnHealthChange(bool healthy) {

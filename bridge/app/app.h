@@ -69,6 +69,8 @@ class App {
   int ws_port() const { return ws_server_ == nullptr ? 0 : ws_server_->port(); }
   hub::Hub& hub() { return *hub_; }
   redis::RedisUpstreamStats upstream_stats() const { return upstream_->Stats(); }
+  // What GET /metrics serves (Prometheus' text format).
+  std::string MetricsText() const;
   // Reads the access file again (on SIGHUP); on an error the rules in force stay.
   absl::Status ReloadAccess() { return access_.Load(); }
 

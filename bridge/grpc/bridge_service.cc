@@ -14,7 +14,8 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* BridgeService::Subscribe(
     ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) {
-  return SubscribeReactor::Start(hub_, &pump_, subscriber_, access_, context, request);
+  return SubscribeReactor::Start(hub_, &pump_, &open_streams_, subscriber_, access_, context,
+                                 request);
 }
 
 ::grpc::ServerUnaryReactor* BridgeService::Publish(::grpc::CallbackServerContext* context,

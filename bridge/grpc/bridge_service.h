@@ -3,6 +3,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+
 #include "bridge/auth/access.h"
 #include "bridge/grpc/write_pump.h"
 #include "bridge/hub/hub.h"
@@ -28,10 +30,14 @@ class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
                                       const v1::PublishRequest* request,
                                       v1::PublishResponse* response) override;
 
+  // Subscribe streams open now.
+  size_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
+
  private:
   hub::Hub* const hub_;
   const hub::SubscriberOptions subscriber_;
   const auth::Access& access_;
+  std::atomic<size_t> open_streams_{0};
   WritePump pump_;
 };
 

@@ -57,9 +57,9 @@ absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& re
 }  // namespace
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeReactor::Start(
-    hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
-    const auth::Access& access, ::grpc::CallbackServerContext* context,
-    const ::grpc::ByteBuffer* raw_request) {
+    hub::Hub* hub, WritePump* pump, std::atomic<size_t>* open_streams,
+    const hub::SubscriberOptions& options, const auth::Access& access,
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw_request) {
   v1::SubscribeRequest request;
   absl::StatusOr<std::shared_ptr<const auth::Grant>> grant = AuthenticateCall(access, *context);
   absl::Status st = grant.status();
@@ -75,7 +75,7 @@ absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& re
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));
   }
-  auto reactor = std::make_shared<SubscribeReactor>(hub, pump, context);
+  auto reactor = std::make_shared<SubscribeReactor>(hub, pump, open_streams, context);
   absl::StatusOr<std::shared_ptr<hub::Subscriber>> connected = hub->Connect(reactor, options);
   if (!connected.ok()) return new RefusedReactor(ToGrpcStatus(connected.status()));
   std::shared_ptr<hub::Subscriber> subscriber = *std::move(connected);
@@ -98,8 +98,13 @@ absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& re
 }
 
 SubscribeReactor::SubscribeReactor(hub::Hub* hub, WritePump* pump,
+                                   std::atomic<size_t>* open_streams,
                                    ::grpc::CallbackServerContext* context)
-    : hub_(hub), pump_(pump), context_(context) {}
+    : hub_(hub), pump_(pump), open_streams_(open_streams), context_(context) {
+  open_streams_->fetch_add(1, std::memory_order_relaxed);
+}
+
+SubscribeReactor::~SubscribeReactor() { open_streams_->fetch_sub(1, std::memory_order_relaxed); }
 
 void SubscribeReactor::OnReady() { pump_->Add(shared_from_this()); }
 

@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -37,12 +38,15 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
   // Connects a subscriber for the request's channels and patterns, or finishes at once
   // with the error (UNAUTHENTICATED or PERMISSION_DENIED when `access` refuses the call).
   // Returns the reactor for gRPC to drive.
+  // `open_streams` counts the reactors alive.
   static ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Start(
-      hub::Hub* hub, WritePump* pump, const hub::SubscriberOptions& options,
-      const auth::Access& access, ::grpc::CallbackServerContext* context,
-      const ::grpc::ByteBuffer* request);
+      hub::Hub* hub, WritePump* pump, std::atomic<size_t>* open_streams,
+      const hub::SubscriberOptions& options, const auth::Access& access,
+      ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request);
 
-  SubscribeReactor(hub::Hub* hub, WritePump* pump, ::grpc::CallbackServerContext* context);
+  SubscribeReactor(hub::Hub* hub, WritePump* pump, std::atomic<size_t>* open_streams,
+                   ::grpc::CallbackServerContext* context);
+  ~SubscribeReactor() override;
 
   // hub::Sink: lists the stream with the pump.
   void OnReady() override;
@@ -71,6 +75,7 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
 
   hub::Hub* const hub_;
   WritePump* const pump_;
+  std::atomic<size_t>* const open_streams_;
   // Valid until OnDone, which cannot come before Finish: CancelStalled, which runs outside
   // the lock, uses it only while cancelling_ holds Finish back.
   ::grpc::CallbackServerContext* const context_;

@@ -48,7 +48,7 @@ absl::Status Hub::ValidateName(std::string_view what, std::string_view name) con
 
 absl::StatusOr<std::shared_ptr<Subscriber>> Hub::Connect(std::shared_ptr<Sink> sink,
                                                          const SubscriberOptions& options) {
-  auto s = std::make_shared<Subscriber>(std::move(sink), options);
+  auto s = std::make_shared<Subscriber>(std::move(sink), options, &totals_);
   absl::MutexLock lock(&mu_);
   if (shut_down_) return absl::UnavailableError("server is shutting down");
   subscribers_.insert(s);
@@ -309,6 +309,9 @@ void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_vi
   targets->ForEach([&](const std::shared_ptr<Subscriber>& s) {
     if (auto sink = s->PushMessage(message, fanout)) sink->OnReady();
   });
+  // One writer, like fanouts_started_: no read-modify-write needed.
+  deliveries_.store(deliveries_.load(std::memory_order_relaxed) + targets->size(),
+                    std::memory_order_relaxed);
   fanouts_done_.store(fanout, std::memory_order_release);
 }
 
@@ -341,8 +344,19 @@ bool Hub::Healthy() const {
 }
 
 HubStats Hub::Stats() const {
-  absl::ReaderMutexLock lock(&mu_);
-  return HubStats{subscribers_.size(), channels_.size() + patterns_.size(), connected_};
+  HubStats stats;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    stats.subscribers = subscribers_.size();
+    stats.channels = channels_.size();
+    stats.patterns = patterns_.size();
+    stats.upstream_connected = connected_;
+  }
+  stats.messages = fanouts_started_.load(std::memory_order_relaxed);
+  stats.deliveries = deliveries_.load(std::memory_order_relaxed);
+  stats.dropped = totals_.dropped.load(std::memory_order_relaxed);
+  stats.slow_consumers_disconnected = totals_.disconnected.load(std::memory_order_relaxed);
+  return stats;
 }
 
 void Hub::Apply(Effects fx) {

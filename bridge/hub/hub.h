@@ -34,8 +34,18 @@ struct HubOptions {
 
 struct HubStats {
   size_t subscribers = 0;
-  size_t topics = 0;
+  // Topics the hub tracks (held, or being subscribed or unsubscribed).
+  size_t channels = 0;
+  size_t patterns = 0;
+  size_t topics() const { return channels + patterns; }
   bool upstream_connected = false;
+  // Since start: upstream messages fanned out to at least one subscriber, and the
+  // deliveries (queue pushes) they made.
+  uint64_t messages = 0;
+  uint64_t deliveries = 0;
+  // Since start: messages slow consumers lost, and slow consumers disconnected.
+  uint64_t dropped = 0;
+  uint64_t slow_consumers_disconnected = 0;
 };
 
 // Channels and patterns -> subscribers. Holds one upstream subscription per topic,
@@ -165,6 +175,9 @@ class Hub : public UpstreamListener {
   std::atomic<uint64_t> fanouts_done_{0};
   // The topic of the last fan-out started; compared, never followed.
   std::atomic<const TopicState*> fanout_topic_{nullptr};
+  // Subscribers pushed to by fan-outs, for HubStats; written by the fan-out alone.
+  std::atomic<uint64_t> deliveries_{0};
+  SubscriberTotals totals_;
 
   // Orders health reports so that the last one made is the current state.
   absl::Mutex health_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -12,8 +12,9 @@ size_t CostOf(const Message& m) { return m.payload().size() + m.channel().size()
 
 }  // namespace
 
-Subscriber::Subscriber(std::shared_ptr<Sink> sink, const SubscriberOptions& options)
-    : options_(options), sink_(std::move(sink)) {}
+Subscriber::Subscriber(std::shared_ptr<Sink> sink, const SubscriberOptions& options,
+                       SubscriberTotals* totals)
+    : options_(options), totals_(totals), sink_(std::move(sink)) {}
 
 std::shared_ptr<Sink> Subscriber::ArmedSinkLocked() {
   if (!armed_) return nullptr;
@@ -44,6 +45,7 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
     // Larger than the whole byte budget: it can never be queued, and evicting the
     // others for it would lose them too. The gap takes its place in the order; a run of
     // them is one gap.
+    if (totals_ != nullptr) totals_->dropped.fetch_add(1, std::memory_order_relaxed);
     Topic topic = message->topic();
     if (!queue_.empty() && queue_.back().type == Event::Type::kGap &&
         queue_.back().reason == kGapSlowConsumer && queue_.back().topic == topic) {
@@ -55,6 +57,7 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
   }
   if (full()) {
     if (options_.policy == SlowConsumerPolicy::kDisconnect) {
+      if (totals_ != nullptr) totals_->disconnected.fetch_add(1, std::memory_order_relaxed);
       return CloseLocked(absl::ResourceExhaustedError(absl::StrFormat(
           "slow consumer: queue full (%d messages, %d bytes)", queued_messages_, queued_bytes_)));
     }
@@ -85,6 +88,7 @@ void Subscriber::DropOldestLocked() {
     --queued_messages_;
     queued_bytes_ -= CostOf(*it->message);
     ++dropped_[it->message->topic()];
+    if (totals_ != nullptr) totals_->dropped.fetch_add(1, std::memory_order_relaxed);
     // The oldest message is at or near the front: shift what is before it, not after.
     queue_.rerase(it);
     return;

@@ -1,6 +1,7 @@
 #ifndef BRIDGE_HUB_SUBSCRIBER_H_
 #define BRIDGE_HUB_SUBSCRIBER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -35,6 +36,15 @@ struct SubscriberOptions {
   size_t max_topics = 1024;
 };
 
+// Counts over every subscriber of a hub, for monitoring; updated only where messages are
+// lost, never on the delivery path.
+struct SubscriberTotals {
+  // Messages a slow consumer lost: its oldest ones dropped, or one too large to queue.
+  std::atomic<uint64_t> dropped{0};
+  // Subscribers closed as slow consumers (SlowConsumerPolicy::kDisconnect).
+  std::atomic<uint64_t> disconnected{0};
+};
+
 // One client stream's place in the hub: its bounded queue of events and the topics it
 // holds. Made by Hub::Connect and shared by the hub and the front end that owns the
 // stream; the front end takes events with Pop and ends it with Hub::Disconnect.
@@ -42,7 +52,9 @@ class Subscriber {
  public:
   enum class PopResult { kEvent, kEmpty, kClosed };
 
-  Subscriber(std::shared_ptr<Sink> sink, const SubscriberOptions& options);
+  // `totals`, if given, must outlive the subscriber.
+  Subscriber(std::shared_ptr<Sink> sink, const SubscriberOptions& options,
+             SubscriberTotals* totals = nullptr);
   Subscriber(const Subscriber&) = delete;
   Subscriber& operator=(const Subscriber&) = delete;
 
@@ -91,6 +103,7 @@ class Subscriber {
   std::shared_ptr<Sink> CloseLocked(absl::Status why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SubscriberOptions options_;
+  SubscriberTotals* const totals_;
   mutable absl::Mutex mu_;
   std::shared_ptr<Sink> sink_ ABSL_GUARDED_BY(mu_);
   // A ring that allocates only once something is queued: an idle subscriber holds none.

@@ -143,6 +143,14 @@ HttpSession::Response HttpSession::Answer(const Request& request) const {
       text(http::status::service_unavailable, "redis unavailable\n");
     }
     res.set(http::field::cache_control, "no-store");
+  } else if (target->path == "/metrics" && state_->options().metrics) {
+    if (!readable) {
+      refuse_method();
+    } else {
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = state_->options().metrics();
+    }
+    res.set(http::field::cache_control, "no-store");
   } else if (target->path == "/ws") {
     text(http::status::upgrade_required, "this is a WebSocket endpoint\n");
     res.set(http::field::upgrade, "websocket");

@@ -2,6 +2,7 @@
 #define BRIDGE_WS_WS_OPTIONS_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct WsOptions {
   // Folder served at "/" (index.html) and below; empty serves no files. Read once, at
   // Start.
   std::string web_root;
+  // The text served at GET /metrics (Prometheus' text format); none: /metrics is 404.
+  // Called on an I/O thread for each request.
+  std::function<std::string()> metrics;
   // Queue bounds and slow-consumer policy of each socket's hub subscriber (the same as
   // gRPC streams get); max_topics is replaced by max_subscriptions.
   hub::SubscriberOptions subscriber;

@@ -90,7 +90,7 @@ TEST_F(HubTest, OneUpstreamSubscriptionForManySubscribers) {
   EXPECT_FALSE(upstream_.orders()[0].subscribe);
   upstream_.ConfirmAll();
   EXPECT_EQ(upstream_.held(Topic::Channel("a")), 0);
-  EXPECT_EQ(hub_.Stats().topics, 0u);
+  EXPECT_EQ(hub_.Stats().topics(), 0u);
 }
 
 TEST_F(HubTest, SubscribedOnlyAfterConfirmation) {
@@ -131,7 +131,7 @@ TEST_F(HubTest, LeaveWhileSubscribeInFlightEndsUnsubscribed) {
   hub_.Disconnect(a);
   upstream_.ConfirmAll();
   EXPECT_EQ(upstream_.held(Topic::Channel("c")), 0);
-  EXPECT_EQ(hub_.Stats().topics, 0u);
+  EXPECT_EQ(hub_.Stats().topics(), 0u);
 }
 
 TEST_F(HubTest, FanOutSharesOneMessageInOrder) {
@@ -286,7 +286,7 @@ TEST_F(HubTest, ARefusedTopicIsTakenFromItsHoldersOnly) {
   ASSERT_TRUE(upstream_.RefuseOne(absl::PermissionDeniedError("NOPERM")));
   EXPECT_THAT(Drain(refused), ElementsAre("sub:ok", "refused:forbidden"));
   EXPECT_THAT(Drain(other), ElementsAre("sub:ok"));
-  EXPECT_EQ(hub_.Stats().topics, 1u) << "the refused topic is forgotten";
+  EXPECT_EQ(hub_.Stats().topics(), 1u) << "the refused topic is forgotten";
   EXPECT_TRUE(hub_.Healthy());
   // The subscriber keeps its other topic, and may ask for the refused one again: a new
   // order, which the upstream answers again.

@@ -54,6 +54,29 @@ TEST(SubscriberTest, ControlEventsSurviveAFullQueue) {
   EXPECT_EQ(e.message->seq(), 3u);
 }
 
+// The hub's totals count every message lost (dropped, or too large to queue) and every
+// subscriber disconnected; deliveries that fit count nothing.
+TEST(SubscriberTest, TotalsCountLossesOnly) {
+  SubscriberTotals totals;
+  SubscriberOptions o;
+  o.max_queued_messages = 2;
+  o.max_queued_bytes = 1000;
+  Subscriber dropping(std::make_shared<CountingSink>(), o, &totals);
+  dropping.PushMessage(Msg(1));
+  dropping.PushMessage(Msg(2));
+  EXPECT_EQ(totals.dropped.load(), 0u);
+  for (uint64_t i = 3; i <= 5; ++i) dropping.PushMessage(Msg(i));
+  EXPECT_EQ(totals.dropped.load(), 3u);
+  dropping.PushMessage(Msg(6, std::string(2000, 'x')));
+  EXPECT_EQ(totals.dropped.load(), 4u) << "a message too large to queue is lost too";
+  o.policy = SlowConsumerPolicy::kDisconnect;
+  Subscriber closing(std::make_shared<CountingSink>(), o, &totals);
+  for (uint64_t i = 1; i <= 3; ++i) closing.PushMessage(Msg(i));
+  EXPECT_EQ(totals.disconnected.load(), 1u);
+  EXPECT_EQ(closing.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(totals.dropped.load(), 4u);
+}
+
 TEST(SubscriberTest, DetachedSinkIsNeverCalled) {
   auto sink = std::make_shared<CountingSink>();
   Subscriber s(sink, {});

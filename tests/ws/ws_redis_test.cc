@@ -186,6 +186,44 @@ TEST_F(WsRedisTest, TwoHundredSocketsAndFiftyStreamsShareOneSubscription) {
   EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("fan") == 0; }));
 }
 
+// GET /metrics: Prometheus' text, counting what just happened on both front ends.
+TEST_F(WsRedisTest, MetricsCountSubscribersTopicsAndDeliveries) {
+  auto a = Client("/ws?channel=metered");
+  auto b = Client("/ws?channel=metered&pattern=meter*");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(a->ReadOp("subscribed").ok());
+  ASSERT_TRUE(b->ReadOp("subscribed").ok());
+  ASSERT_TRUE(b->ReadOp("subscribed").ok());
+  auto channel = bridge::testing::Connect(app_->grpc_port());
+  bridge::testing::StreamReader stream(channel, bridge::testing::Channels({"metered"}));
+  ASSERT_TRUE(stream.WaitSubscribed());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(redis_.Publish("metered", "x"), 2);
+  ASSERT_TRUE(stream.WaitForEvents(4));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(a->ReadOp("message").ok());
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(b->ReadOp("message").ok());
+
+  auto r = HttpGet(app_->ws_port(), "/metrics");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->content_type, "text/plain; version=0.0.4; charset=utf-8");
+  for (const char* line : {
+           "bridge_healthy 1\n",
+           "bridge_redis_connected{connection=\"subscriber\"} 1\n",
+           "bridge_subscribers{frontend=\"grpc\"} 1\n",
+           "bridge_subscribers{frontend=\"websocket\"} 2\n",
+           "bridge_topics{kind=\"channel\"} 1\n",
+           "bridge_topics{kind=\"pattern\"} 1\n",
+           // 3 on the channel (to 3 subscribers), 3 through the pattern (to 1).
+           "bridge_messages_total 6\n",
+           "bridge_deliveries_total 12\n",
+           "bridge_slow_consumer_dropped_messages_total 0\n",
+           "# TYPE bridge_deliveries_total counter\n",
+       }) {
+    EXPECT_NE(r->body.find(line), std::string::npos) << line << " not in:\n" << r->body;
+  }
+}
+
 TEST_F(WsRedisTest, RedisRestartGivesGapThenMessagesAgain) {
   auto c = Client("/ws?channel=phoenix");
   ASSERT_NE(c, nullptr);

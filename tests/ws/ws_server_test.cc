@@ -575,7 +575,7 @@ TEST_F(WsServerTest, ClosingOneSocketKeepsTheOthers) {
   EXPECT_EQ(redis_.NumSub("shared"), 1);
   a.reset();  // gone without a close handshake
   ASSERT_TRUE(WaitFor([&] { return hub_->Stats().subscribers == 1; }));
-  EXPECT_EQ(hub_->Stats().topics, 1u);
+  EXPECT_EQ(hub_->Stats().topics(), 1u);
   EXPECT_EQ(redis_.NumSub("shared"), 1);
   EXPECT_EQ(redis_.Publish("shared", "still here"), 1);
   auto m = b->ReadOp("message");
@@ -749,7 +749,7 @@ TEST_F(WsServerTest, IdlePeerIsClosedAndReleased) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
   // Released down to Redis: the hub forgets the topic once Redis confirmed the
   // UNSUBSCRIBE.
-  EXPECT_TRUE(WaitFor([&] { return hub_->Stats().topics == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return hub_->Stats().topics() == 0; }));
   EXPECT_EQ(redis_.NumSub("quiet"), 0);
   ASSERT_OK(live->Barrier());
 }

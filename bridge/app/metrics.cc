@@ -1,0 +1,59 @@
+#include "bridge/app/metrics.h"
+
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace bridge {
+namespace {
+
+// One metric: its HELP and TYPE, then one sample per (labels, value).
+void Metric(std::string* out, const char* name, const char* type, const char* help,
+            std::initializer_list<std::pair<const char*, uint64_t>> samples) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  for (const auto& [labels, value] : samples) absl::StrAppend(out, name, labels, " ", value, "\n");
+}
+
+}  // namespace
+
+std::string PrometheusText(const MetricsSnapshot& m) {
+  std::string out;
+  Metric(&out, "bridge_healthy", "gauge",
+         "1 while Redis is connected and every subscription is live.", {{"", m.healthy}});
+  Metric(&out, "bridge_redis_connected", "gauge", "Whether each connection to Redis is up.",
+         {{"{connection=\"subscriber\"}", m.redis.subscriber_connected},
+          {"{connection=\"publisher\"}", m.redis.publisher_connected}});
+  Metric(&out, "bridge_redis_connect_failures_total", "counter",
+         "Connection attempts to Redis that failed.", {{"", m.redis.connect_failures}});
+  Metric(&out, "bridge_redis_disconnects_total", "counter",
+         "Connections to Redis lost after they were ready.", {{"", m.redis.disconnects}});
+  Metric(&out, "bridge_redis_subscribes_refused_total", "counter",
+         "SUBSCRIBEs and PSUBSCRIBEs Redis refused (an ACL without the channel).",
+         {{"", m.redis.subscribes_refused}});
+  Metric(&out, "bridge_publishes_rejected_total", "counter",
+         "Publishes answered UNAVAILABLE because too many were waiting for Redis.",
+         {{"", m.redis.publishes_rejected}});
+  Metric(&out, "bridge_publish_connection_resets_total", "counter",
+         "Times the publish connection was dropped because Redis did not answer in time.",
+         {{"", m.redis.publish_resets}});
+  Metric(&out, "bridge_subscribers", "gauge", "Open subscriptions streams, by front end.",
+         {{"{frontend=\"grpc\"}", m.grpc_streams}, {"{frontend=\"websocket\"}", m.websockets}});
+  Metric(&out, "bridge_topics", "gauge",
+         "Channels and patterns Bridge holds in Redis (or is subscribing or unsubscribing).",
+         {{"{kind=\"channel\"}", m.hub.channels}, {"{kind=\"pattern\"}", m.hub.patterns}});
+  Metric(&out, "bridge_messages_total", "counter",
+         "Messages from Redis fanned out to at least one subscriber.", {{"", m.hub.messages}});
+  Metric(&out, "bridge_deliveries_total", "counter",
+         "Messages queued for subscribers (one per message and subscriber).",
+         {{"", m.hub.deliveries}});
+  Metric(&out, "bridge_slow_consumer_dropped_messages_total", "counter",
+         "Messages slow subscribers lost (each reported to them in a gap).", {{"", m.hub.dropped}});
+  Metric(&out, "bridge_slow_consumer_disconnects_total", "counter",
+         "Subscribers closed for reading too slowly (--slow_consumer=disconnect).",
+         {{"", m.hub.slow_consumers_disconnected}});
+  return out;
+}
+
+}  // namespace bridge

@@ -35,6 +35,11 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
     return reactor;
   }
   std::string peer = context->peer();
+  // Before the grant: a refusal quotes the name, which must be a valid one.
+  if (absl::Status st = hub_->ValidateName("channel", request->channel()); !st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return reactor;
+  }
   if (!(*grant)->MayPublish(request->channel())) {
     BRIDGE_LOG(Warning, "Publish from %s (%s) to %s refused: not in its grant", peer,
                (*grant)->name, request->channel());

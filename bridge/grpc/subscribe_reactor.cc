@@ -70,6 +70,14 @@ absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& re
         absl::StrFormat("%d channels and patterns asked, the limit is %d",
                         request.channels_size() + request.patterns_size(), options.max_topics));
   }
+  // Names are checked before the grant, so that a refusal's message (and log line) only
+  // ever quotes a valid name.
+  for (int i = 0; st.ok() && i < request.channels_size(); ++i) {
+    st = hub->ValidateName("channel", request.channels(i));
+  }
+  for (int i = 0; st.ok() && i < request.patterns_size(); ++i) {
+    st = hub->ValidateName("pattern", request.patterns(i));
+  }
   if (st.ok()) st = CheckGrant(**grant, request);
   if (!st.ok()) {
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());

@@ -498,6 +498,11 @@ TEST_F(GrpcBridgeTest, AccessFileDecidesWhoSubscribesAndPublishesWhat) {
   StreamReader wide(channel_, Channels({}, {"n*"}), ui);
   EXPECT_EQ(wide.WaitForEnd().error_code(), ::grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(redis_.NumSub("prices.eu"), 0);
+  // A bad name is INVALID_ARGUMENT whatever the grant: no refusal ever quotes one.
+  StreamReader bad_name(channel_, Channels({"orders\nfake log line"}), ui);
+  EXPECT_EQ(bad_name.WaitForEnd().error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Publish("news\nfake", "x", nullptr, pricer).error_code(),
+            ::grpc::StatusCode::INVALID_ARGUMENT);
 
   StreamReader allowed(channel_, Channels({"prices.eu"}, {"news.*"}), ui);
   ASSERT_TRUE(allowed.WaitSubscribed(2));

@@ -38,7 +38,8 @@ std::string PrometheusText(const MetricsSnapshot& m) {
   Metric(&out, "bridge_publish_connection_resets_total", "counter",
          "Times the publish connection was dropped because Redis did not answer in time.",
          {{"", m.redis.publish_resets}});
-  Metric(&out, "bridge_subscribers", "gauge", "Open subscriptions streams, by front end.",
+  Metric(&out, "bridge_subscribers", "gauge",
+         "Open subscribers: gRPC Subscribe streams and WebSockets.",
          {{"{frontend=\"grpc\"}", m.grpc_streams}, {"{frontend=\"websocket\"}", m.websockets}});
   Metric(&out, "bridge_topics", "gauge",
          "Channels and patterns Bridge holds in Redis (or is subscribing or unsubscribing).",

@@ -15,6 +15,20 @@ namespace {
 constexpr uintmax_t kMaxFileBytes = 8 << 20;
 constexpr uintmax_t kMaxTotalBytes = 32 << 20;
 
+// Whether `path`, once every symlink is resolved, lies under `real_root` with no hidden
+// (dot) folder or file on the way.
+bool InsideAndVisible(const std::filesystem::path& real_root, const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::filesystem::path real = std::filesystem::canonical(path, ec);
+  if (ec) return false;
+  const std::filesystem::path rel = real.lexically_relative(real_root);
+  if (rel.empty()) return false;
+  for (const std::filesystem::path& part : rel) {
+    if (part.string().starts_with(".")) return false;  // "..": outside; ".x": hidden
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::string_view StaticFiles::ContentTypeFor(absl::string_view name) {
@@ -48,16 +62,23 @@ absl::Status StaticFiles::Load(const std::string& root) {
   if (!fs::is_directory(root, ec)) {
     return absl::InvalidArgumentError(absl::StrFormat("web root %s is not a folder", root));
   }
+  // Files are judged by where they really are: a symlink inside the root that leads out of
+  // it, or into a hidden folder such as .git, is not served.
+  const fs::path real_root = fs::canonical(root, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrFormat("cannot read web root %s: %s", root, ec.message()));
+  }
   uintmax_t total = 0;
   fs::recursive_directory_iterator it(root, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
-    const fs::path rel = fs::relative(it->path(), root, ec);
-    if (ec) break;
+    // The name a client asks for: the entry's own path, symlinks not resolved.
+    const fs::path rel = it->path().lexically_relative(root);
     if (rel.filename().string().starts_with(".")) {
       if (it->is_directory()) it.disable_recursion_pending();
       continue;
     }
     if (!it->is_regular_file()) continue;
+    if (!InsideAndVisible(real_root, it->path())) continue;
     const uintmax_t size = it->file_size(ec);
     if (ec) break;
     if (size > kMaxFileBytes || (total += size) > kMaxTotalBytes) {

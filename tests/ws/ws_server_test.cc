@@ -373,12 +373,22 @@ TEST_F(WsServerTest, ServesWebRootOnly) {
   std::ofstream(root / "sub" / "app.js") << "export {};";
   std::ofstream(root / ".secret") << "no";
   std::ofstream(root.parent_path() / "outside.txt") << "no";
+  // Symlinks inside the root that lead out of it, or to a hidden file, are not served.
+  fs::create_directories(root / ".git");
+  std::ofstream(root / ".git" / "config") << "no";
+  fs::create_symlink(root.parent_path() / "outside.txt", root / "out.txt");
+  fs::create_symlink(root / ".git" / "config", root / "config.txt");
+  fs::create_symlink(root / "index.html", root / "home.html");
   WsOptions o = Defaults();
   o.web_root = root.string();
   Start(o);
   const int port = server_->port();
 
-  auto r = HttpGet(port, "/");
+  auto r = HttpGet(port, "/home.html");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "<!doctype html><title>t</title>");
+  r = HttpGet(port, "/");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->content_type, "text/html; charset=utf-8");
@@ -387,8 +397,9 @@ TEST_F(WsServerTest, ServesWebRootOnly) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->content_type, "text/javascript; charset=utf-8");
-  for (const char* bad : {"/../outside.txt", "/%2e%2e/outside.txt", "/sub/../../outside.txt",
-                          "/.secret", "/nope", "/sub", "/sub/"}) {
+  for (const char* bad :
+       {"/../outside.txt", "/%2e%2e/outside.txt", "/sub/../../outside.txt", "/.secret", "/nope",
+        "/sub", "/sub/", "/out.txt", "/config.txt", "/.git/config"}) {
     r = HttpGet(port, bad);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 404) << bad;

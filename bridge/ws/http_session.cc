@@ -51,6 +51,10 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
     stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     return;
   }
+  if (ec && ec.category() == http::make_error_code(http::error::bad_version).category() &&
+      ec != http::error::partial_message) {
+    return RefuseMalformed(ec);
+  }
   if (ec) return Fail(ec, "read");
   Request request = parser_->release();
   if (beast::websocket::is_upgrade(request)) return Upgrade(std::move(request));
@@ -170,6 +174,24 @@ HttpSession::Response HttpSession::Answer(const Request& request) const {
   // The Content-Length stays the one GET's body has.
   if (head) res.body().clear();
   return res;
+}
+
+// A request the parser refused (two Content-Lengths, Content-Length with chunked, headers
+// past the limit, bad syntax) is answered, then the connection closed: the rest of its
+// bytes cannot be trusted to start another request.
+void HttpSession::RefuseMalformed(beast::error_code ec) {
+  BRIDGE_LOG(Debug, "http: refusing a malformed request: %s", ec.message());
+  const bool too_large = ec == http::error::header_limit;
+  Response res{too_large                       ? http::status::request_header_fields_too_large
+               : ec == http::error::body_limit ? http::status::payload_too_large
+                                               : http::status::bad_request,
+               11};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.body() = absl::StrCat(too_large ? "request headers too large" : "malformed request", ": ",
+                            ec.message(), "\n");
+  res.keep_alive(false);
+  res.prepare_payload();
+  DoWrite(std::move(res));
 }
 
 void HttpSession::DoWrite(Response response) {

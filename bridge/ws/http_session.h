@@ -30,6 +30,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   void Upgrade(Request request);
   Response Answer(const Request& request) const;
+  void RefuseMalformed(boost::beast::error_code ec);
   void DoWrite(Response response);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void Fail(boost::beast::error_code ec, const char* what);

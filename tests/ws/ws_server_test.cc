@@ -410,6 +410,49 @@ TEST_F(WsServerTest, ServesWebRootOnly) {
   fs::remove_all(root);
 }
 
+// What a bare socket that sends `request` reads back until the server closes (or 10 s).
+std::string RawHttpExchange(int port, const std::string& request) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string in;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) in.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return in;
+}
+
+// Requests the parser refuses get a status that says why, not a bare close.
+TEST_F(WsServerTest, MalformedRequestsGet400Or431) {
+  Start(Defaults());
+  const int port = server_->port();
+  const std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {head + "Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", "HTTP/1.1 400"},
+      {head + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400"},
+      {head + "X-Big: " + std::string(9000, 'a') + "\r\n\r\n", "HTTP/1.1 431"},
+      {"GET / HTTP/9\r\n\r\n", "HTTP/1.1 400"},
+  };
+  for (const auto& [request, status] : cases) {
+    const std::string answer = RawHttpExchange(port, request);
+    EXPECT_EQ(answer.substr(0, status.size()), status) << request.substr(0, 80);
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer.substr(0, 200);
+  }
+  // Other clients are served as before.
+  auto r = HttpGet(port, "/healthz");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+}
+
 // The files and /healthz are read-only: HEAD gives GET's headers without the body, any
 // other method 405 with the methods that work.
 TEST_F(WsServerTest, HeadAnswersGetsHeadersAndOtherMethodsAreRefused) {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "bridge/common/burst.h"
 #include "bridge/common/log.h"
 #include "bridge/grpc/call_access.h"
 #include "bridge/grpc/event_codec.h"
@@ -169,7 +170,7 @@ bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
     switch (subscriber_->PopMany(&batch_, kBatch)) {
       case hub::Subscriber::PopResult::kEmpty:
         // A burst's batch is not kept by a stream that goes quiet.
-        if (batch_.capacity() > kBatch / 4) std::vector<hub::Event>().swap(batch_);
+        ClearAfterBurst(batch_, kBatch / 4);
         return false;
       case hub::Subscriber::PopResult::kClosed:
         FinishLocked(ToGrpcStatus(subscriber_->status()));

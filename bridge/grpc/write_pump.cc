@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "bridge/common/burst.h"
+
 namespace bridge::grpc_frontend {
 
 // A burst's round is not kept once it is over; this many entries are.
@@ -38,9 +40,7 @@ void WritePump::Run() {
       if (listed_.empty()) return;  // stopping, and nothing left
       round.swap(listed_);
     }
-    for (auto& writer : round) writer->WriteNext();
-    round.clear();
-    if (round.capacity() > kKeptRound) std::vector<std::shared_ptr<Writer>>().swap(round);
+    RunRound(round, kKeptRound, [](const std::shared_ptr<Writer>& writer) { writer->WriteNext(); });
   }
 }
 

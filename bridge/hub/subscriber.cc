@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "bridge/common/burst.h"
 
 namespace bridge::hub {
 namespace {
@@ -77,9 +78,7 @@ void Subscriber::PushLocked(Event event) {
 void Subscriber::ShrinkIfEmptyLocked() {
   // A burst's ring is not kept by a subscriber that caught up; a small one is, so that
   // steady traffic does not reallocate it.
-  if (queue_.empty() && queue_.capacity() > kKeptCapacity) {
-    boost::circular_buffer<Event>().swap(queue_);
-  }
+  if (queue_.empty()) ClearAfterBurst(queue_, kKeptCapacity);
 }
 
 void Subscriber::DropOldestLocked() {

@@ -4,6 +4,7 @@
 
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/post.hpp"
+#include "bridge/common/burst.h"
 #include "bridge/ws/ws_session.h"
 
 namespace bridge::ws {
@@ -68,11 +69,8 @@ void Loop::RunReady() {
     absl::MutexLock lock(&mu_);
     running_.swap(ready_);
   }
-  for (const auto& session : running_) session->OnHubReady();
-  running_.clear();
-  if (running_.capacity() > kKeptReady) {
-    std::vector<std::shared_ptr<WsSession>>().swap(running_);
-  }
+  RunRound(running_, kKeptReady,
+           [](const std::shared_ptr<WsSession>& session) { session->OnHubReady(); });
 }
 
 }  // namespace bridge::ws

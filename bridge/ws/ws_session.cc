@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
+#include "bridge/common/burst.h"
 #include "bridge/common/log.h"
 #include "bridge/ws/server_frame.h"
 
@@ -369,10 +370,10 @@ void WsSession::Pump() {
     if (batch_.empty()) return;
     for (hub::Event& event : batch_) Append(event);
     // A burst's batch is not kept by a session that has caught up.
-    if (!hub_ready_ && batch_.capacity() > kBatch / 4) {
-      std::vector<hub::Event>().swap(batch_);
-    } else {
+    if (hub_ready_) {
       batch_.clear();
+    } else {
+      ClearAfterBurst(batch_, kBatch / 4);
     }
     if (!Flush()) return;
   }

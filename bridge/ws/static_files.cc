@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace bridge::ws {
@@ -91,7 +92,7 @@ absl::Status StaticFiles::Load(const std::string& root) {
     if (!in) {
       return absl::InternalError(absl::StrFormat("cannot read %s", it->path().string()));
     }
-    const std::string name = "/" + rel.generic_string();
+    const std::string name = absl::StrCat("/", rel.generic_string());
     files_[name] =
         File{std::string(ContentTypeFor(name)), std::make_shared<const std::string>(body.str())};
   }

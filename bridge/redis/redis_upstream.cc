@@ -26,6 +26,7 @@
 #include "bridge/common/log.h"
 #include "bridge/redis/asio_hiredis.h"
 #include "bridge/redis/redis_connection.h"
+#include "bridge/redis/subscribe_refused.h"
 
 namespace bridge::redis {
 namespace {
@@ -230,7 +231,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
       });
       if (link == &subscriber_) {
         if (std::optional<std::string> reply = RedisConnection::ErrorReply(status)) {
-          BlameRefusal(status.code(), *reply);
+          BlameRefusal(*reply);
         }
         epoch_ = 0;
         subscribed_.clear();
@@ -338,7 +339,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
   // The subscriber connection was closed on an error reply: it answered the oldest order
   // not yet confirmed. A refused SUBSCRIBE is remembered so that the resubscription after
   // the reconnect does not close the connection again, for every subscriber.
-  void BlameRefusal(absl::StatusCode code, const std::string& reply) {
+  void BlameRefusal(const std::string& reply) {
     if (unconfirmed_.empty() || !unconfirmed_.front().subscribe) {
       BRIDGE_LOG(Error, "redis: the subscriber connection got an error reply (%s) and no %s", reply,
                  "subscribe order awaits one; cannot tell what was refused");
@@ -349,10 +350,7 @@ class RedisUpstream::Core : public std::enable_shared_from_this<RedisUpstream::C
                topic.is_pattern() ? "pattern" : "channel", topic.name, reply,
                absl::FormatDuration(options_.subscribe_refusal_ttl));
     refused_[topic] =
-        Refusal{absl::Status(code, absl::StrCat("redis refused to subscribe ",
-                                                topic.is_pattern() ? "pattern " : "channel ",
-                                                topic.name, ": ", reply)),
-                absl::Now() + options_.subscribe_refusal_ttl};
+        Refusal{SubscribeRefusedError(topic, reply), absl::Now() + options_.subscribe_refusal_ttl};
     SetStat([](RedisUpstreamStats& s) { ++s.subscribes_refused; });
   }
 

@@ -48,6 +48,34 @@ bool MatchOne(std::string_view pattern, size_t* p, char c) {
 
 }  // namespace
 
+absl::Status ValidateGlob(std::string_view pattern) {
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\') {
+      if (i + 1 == pattern.size()) {
+        return absl::InvalidArgumentError("a lone \\ ends it (write \\\\ for a backslash)");
+      }
+      ++i;
+    } else if (pattern[i] == '[') {
+      // The set runs to the next ']' that is neither escaped nor a range's end, as
+      // MatchOne reads it.
+      size_t j = i + 1;
+      if (j < pattern.size() && pattern[j] == '^') ++j;
+      for (; j < pattern.size() && pattern[j] != ']'; ++j) {
+        if (pattern[j] == '\\' && j + 1 < pattern.size()) {
+          ++j;
+        } else if (j + 2 < pattern.size() && pattern[j + 1] == '-' && pattern[j + 2] != ']') {
+          j += 2;
+        }
+      }
+      if (j >= pattern.size()) {
+        return absl::InvalidArgumentError("a [ is never closed by a ] (write \\[ for a bracket)");
+      }
+      i = j;
+    }
+  }
+  return absl::OkStatus();
+}
+
 bool GlobMatch(std::string_view pattern, std::string_view text) {
   // Every token but `*` consumes exactly one byte, so the classic two-cursor walk applies:
   // on a mismatch, go back to just after the last star and let it take one more byte.

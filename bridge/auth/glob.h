@@ -3,6 +3,8 @@
 
 #include <string_view>
 
+#include "absl/status/status.h"
+
 namespace bridge::auth {
 
 // Whether `text` matches the glob `pattern`, written as Redis writes PSUBSCRIBE patterns
@@ -11,6 +13,11 @@ namespace bridge::auth {
 // `-` before the closing `]` is itself a member. Linear in the pattern times the text: a
 // pattern crafted with many stars costs no backtracking explosion.
 bool GlobMatch(std::string_view pattern, std::string_view text);
+
+// INVALID_ARGUMENT for a glob that GlobMatch would read other than as written: a `[` with
+// no closing `]` (the set would take the rest of the pattern), or a `\` that ends it
+// (escaping nothing, it would match a backslash). An access file holding one is refused.
+absl::Status ValidateGlob(std::string_view pattern);
 
 }  // namespace bridge::auth
 

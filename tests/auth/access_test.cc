@@ -95,6 +95,31 @@ TEST(AccessListTest, EveryMistakeIsAnErrorThatSaysWhere) {
     EXPECT_EQ(list.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(list.status().message()), HasSubstr(c.says)) << c.json;
   }
+  // A glob the matcher would read other than as written, a key given twice (which the
+  // JSON parser would resolve to the last one), and a token no header can carry.
+  const Case more[] = {
+      {R"({"clients": [{"name": "a", "token": "0123456789abcdef", "subscribe": ["x", "news.["]}]})",
+       "clients[0] (a): \"subscribe\"[1] \"news.[\": a [ is never closed"},
+      {R"({"clients": [{"name": "a", "token": "0123456789abcdef", "publish": ["x\\"]}]})",
+       "clients[0] (a): \"publish\"[0] \"x\\\": a lone \\ ends it"},
+      {R"({"clients": [{"name": "a", "token": "0123456789abcdef"},
+                       {"name": "b", "token": "0123456789abcdeg", "subscribe": ["x"],
+                        "subscribe": ["*"]}]})",
+       "clients[1]: key \"subscribe\" given twice"},
+      {R"({"clients": [], "clients": [{"name": "a", "token": "0123456789abcdef"}]})",
+       "access file: key \"clients\" given twice"},
+      {"{\"clients\": [{\"name\": \"a\", \"token\": \"0123456789abcd\u00e9f\"}]}",
+       "clients[0] (a): the token holds a byte that is not ASCII"},
+  };
+  for (const Case& c : more) {
+    auto list = AccessList::Parse(c.json);
+    ASSERT_FALSE(list.ok()) << c.json;
+    EXPECT_EQ(list.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(list.status().message()), HasSubstr(c.says)) << c.json;
+  }
+  // Same keys in different objects are no duplicates.
+  auto two = AccessList::Parse(kTwoClients);
+  ASSERT_TRUE(two.ok()) << two.status();
   auto empty = AccessList::Parse(R"({"clients": []})");
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_EQ((*empty)->Find("anything-at-all-0123"), nullptr);

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 
 namespace bridge::auth {
@@ -46,6 +47,17 @@ TEST(GlobTest, SetsRangesNegationAndEscapes) {
   // An unclosed set runs to the end of the pattern.
   EXPECT_TRUE(GlobMatch("x[ab", "xa"));
   EXPECT_FALSE(GlobMatch("x[ab", "xc"));
+}
+
+TEST(GlobTest, ValidateRefusesAnUnclosedSetAndATrailingBackslash) {
+  for (const char* ok : {"news.*", "h[ae]llo", "h[^e]llo", "[\\]]", "x[a-]", "[a-\\]", "a\\*b",
+                         "a\\\\", "[]", "\\["}) {
+    EXPECT_TRUE(ValidateGlob(ok).ok()) << ok;
+  }
+  for (const char* bad : {"news.[", "x[ab", "[\\]", "[^", "a\\", "a\\\\\\", "[a-\\"}) {
+    EXPECT_EQ(ValidateGlob(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(GlobMatch("[a-\\]x", "_x")) << "the ] after a range's \\ closes the set";
 }
 
 TEST(GlobTest, BytesAreBytes) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace bridge::ws {
@@ -86,7 +87,7 @@ TEST_F(CoalescingStreamTest, FullSocketFinishesThroughTheOwnerInOrder) {
   auto big = std::make_shared<std::string>(3000, 'L');
   bool went_async = false;
   for (int i = 0; i < 2000; ++i) {
-    const std::string small = "<" + std::to_string(i) + ">";
+    const std::string small = absl::StrCat("<", i, ">");
     stream_->AppendFrame(nullptr, small);
     stream_->AppendFrame(big, *big);
     expected += small + *big;

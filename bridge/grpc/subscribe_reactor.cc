@@ -38,23 +38,6 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   return absl::OkStatus();
 }
 
-// A stream subscribes all its topics or none: the first one the grant lacks refuses it.
-absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& request) {
-  for (const std::string& channel : request.channels()) {
-    if (!grant.MaySubscribeChannel(channel)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("this token may not subscribe to channel ", channel));
-    }
-  }
-  for (const std::string& pattern : request.patterns()) {
-    if (!grant.MaySubscribePattern(pattern)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("this token may not subscribe to pattern ", pattern));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeReactor::Start(
@@ -79,7 +62,8 @@ absl::Status CheckGrant(const auth::Grant& grant, const v1::SubscribeRequest& re
   for (int i = 0; st.ok() && i < request.patterns_size(); ++i) {
     st = hub->ValidateName("pattern", request.patterns(i));
   }
-  if (st.ok()) st = CheckGrant(**grant, request);
+  // A stream subscribes all its topics or none: the first one the grant lacks refuses it.
+  if (st.ok()) st = (*grant)->CheckSubscribe(request.channels(), request.patterns());
   if (!st.ok()) {
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));

@@ -101,17 +101,8 @@ void HttpSession::Upgrade(Request request) {
     BRIDGE_LOG(Info, "ws: refused a connection: %s", why);
     return refuse(http::status::unauthorized, why);
   }
-  for (const std::string& channel : channels) {
-    if (!(*grant)->MaySubscribeChannel(channel)) {
-      return refuse(http::status::forbidden,
-                    absl::StrCat("this token may not subscribe to channel ", channel));
-    }
-  }
-  for (const std::string& pattern : patterns) {
-    if (!(*grant)->MaySubscribePattern(pattern)) {
-      return refuse(http::status::forbidden,
-                    absl::StrCat("this token may not subscribe to pattern ", pattern));
-    }
+  if (absl::Status st = (*grant)->CheckSubscribe(channels, patterns); !st.ok()) {
+    return refuse(http::status::forbidden, std::string(st.message()));
   }
   // The WebSocket has its own timeouts (see WsSession::Run).
   stream_.expires_never();

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "bridge/auth/access_list.h"
@@ -41,6 +42,26 @@ TEST(GrantTest, ChannelsByGlobPatternsLiterally) {
   EXPECT_TRUE(all.MaySubscribePattern("anything*"));
   EXPECT_TRUE(all.MaySubscribeChannel("x"));
   EXPECT_TRUE(all.MayPublish("x"));
+}
+
+TEST(GrantTest, CheckSubscribeNamesTheFirstTopicRefused) {
+  const Grant g{"ui", {"prices.*", "news"}, {}};
+  EXPECT_TRUE(g.CheckSubscribeChannel("prices.eu").ok());
+  EXPECT_TRUE(g.CheckSubscribePattern("prices.*").ok());
+  const absl::Status channel = g.CheckSubscribeChannel("orders");
+  EXPECT_EQ(channel.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(channel.message(), "this token may not subscribe to channel orders");
+  EXPECT_EQ(g.CheckSubscribePattern("p*").message(), "this token may not subscribe to pattern p*");
+  const std::vector<std::string> ok_channels = {"news", "prices.us"};
+  const std::vector<std::string> bad_channels = {"news", "orders", "payroll"};
+  const std::vector<std::string> bad_patterns = {"prices.*", "n*"};
+  const std::vector<std::string> none;
+  EXPECT_TRUE(g.CheckSubscribe(ok_channels, none).ok());
+  EXPECT_EQ(g.CheckSubscribe(bad_channels, bad_patterns).message(),
+            "this token may not subscribe to channel orders");
+  EXPECT_EQ(g.CheckSubscribe(ok_channels, bad_patterns).message(),
+            "this token may not subscribe to pattern n*");
+  EXPECT_TRUE(Grant::Everything().CheckSubscribe(bad_channels, bad_patterns).ok());
 }
 
 TEST(AccessListTest, FindsEachClientByItsTokenOnly) {

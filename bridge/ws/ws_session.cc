@@ -240,14 +240,16 @@ void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::st
   };
   if (valid("channel", channels) && valid("pattern", patterns)) {
     std::erase_if(channels, [&](const std::string& channel) {
-      const absl::Status st = grant_->CheckSubscribeChannel(channel);
-      if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Channel(channel), std::string(st.message())));
-      return !st.ok();
+      if (grant_->MaySubscribeChannel(channel)) return false;
+      Send(ForbiddenFrame(hub::Topic::Channel(channel),
+                          absl::StrCat("this token may not subscribe to channel ", channel)));
+      return true;
     });
     std::erase_if(patterns, [&](const std::string& pattern) {
-      const absl::Status st = grant_->CheckSubscribePattern(pattern);
-      if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Pattern(pattern), std::string(st.message())));
-      return !st.ok();
+      if (grant_->MaySubscribePattern(pattern)) return false;
+      Send(ForbiddenFrame(hub::Topic::Pattern(pattern),
+                          absl::StrCat("this token may not subscribe to pattern ", pattern)));
+      return true;
     });
     if (channels.empty() && patterns.empty()) return;
   }
@@ -264,6 +266,16 @@ void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::st
 }
 
 void WsSession::Unsubscribe(const UnsubscribeCommand& command) {
+  // Checked as subscribe checks them: a name no subscribe could have taken is the
+  // client's mistake, and acknowledging it would echo it back as if it were a topic.
+  for (const auto& [kind, names] :
+       {std::pair{"channel", &command.channels}, std::pair{"pattern", &command.patterns}}) {
+    for (const std::string& name : *names) {
+      if (absl::Status st = state_->hub()->ValidateName(kind, name); !st.ok()) {
+        return SendError(ErrorCode::kBadChannel, st.message());
+      }
+    }
+  }
   state_->hub()->Unsubscribe(subscriber_, command.channels, command.patterns);
   // Acknowledged so that a client knows no more messages of these will come.
   for (const auto& c : command.channels) Send(UnsubscribedFrame(hub::Topic::Channel(c)));

@@ -692,6 +692,31 @@ TEST_F(WsServerTest, BadInputGetsErrorAndKeepsConnection) {
   EXPECT_EQ((*m)["data"], "undisturbed");
 }
 
+// An unsubscribe names topics as a subscribe does, and is refused on the same terms:
+// no "unsubscribed" echoes a name no subscribe could have taken.
+TEST_F(WsServerTest, UnsubscribeOfABadNameIsRefused) {
+  Start();
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  Subscribe(*c, "kept");
+  const std::string long_name(300, 'x');
+  for (const std::string& frame : {
+           std::string(R"({"op":"unsubscribe","channels":[""]})"),
+           R"({"op":"unsubscribe","channels":[")" + long_name + "\"]}",
+           std::string(R"({"op":"unsubscribe","channels":["ctl\u0001"]})"),
+           std::string(R"({"op":"unsubscribe","channels":["kept"],"patterns":["p\u007f"]})"),
+       }) {
+    ASSERT_OK(c->SendText(frame));
+    auto e = c->Read();
+    ASSERT_TRUE(e.ok()) << frame << ": " << e.status();
+    EXPECT_EQ((*e)["op"], "error") << frame << ": " << e->dump();
+    EXPECT_EQ((*e)["code"], "bad_channel") << frame;
+  }
+  // The refused frame released nothing, valid names included.
+  ASSERT_OK(c->Barrier());
+  EXPECT_EQ(redis_.NumSub("kept"), 1);
+}
+
 TEST_F(WsServerTest, OversizedFrameCloses1009) {
   WsOptions o = Defaults();
   o.max_frame_bytes = 1024;

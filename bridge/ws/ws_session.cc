@@ -240,16 +240,14 @@ void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::st
   };
   if (valid("channel", channels) && valid("pattern", patterns)) {
     std::erase_if(channels, [&](const std::string& channel) {
-      if (grant_->MaySubscribeChannel(channel)) return false;
-      Send(ForbiddenFrame(hub::Topic::Channel(channel),
-                          absl::StrCat("this token may not subscribe to channel ", channel)));
-      return true;
+      const absl::Status st = grant_->CheckSubscribeChannel(channel);
+      if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Channel(channel), std::string(st.message())));
+      return !st.ok();
     });
     std::erase_if(patterns, [&](const std::string& pattern) {
-      if (grant_->MaySubscribePattern(pattern)) return false;
-      Send(ForbiddenFrame(hub::Topic::Pattern(pattern),
-                          absl::StrCat("this token may not subscribe to pattern ", pattern)));
-      return true;
+      const absl::Status st = grant_->CheckSubscribePattern(pattern);
+      if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Pattern(pattern), std::string(st.message())));
+      return !st.ok();
     });
     if (channels.empty() && patterns.empty()) return;
   }

@@ -1,7 +1,9 @@
 #ifndef BRIDGE_REDIS_REDIS_UPSTREAM_H_
 #define BRIDGE_REDIS_REDIS_UPSTREAM_H_
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -12,67 +14,19 @@
 #include "absl/time/time.h"
 #include "bridge/hub/topic.h"
 #include "bridge/hub/upstream.h"
+#include "bridge/redis/redis_upstream_options.h"
 #include "bridge/redis/redis_url.h"
 
 namespace bridge::redis {
 
-struct RedisUpstreamOptions {
-  // See RedisUrl for the accepted forms.
-  std::string url = "redis://127.0.0.1:6379";
-  // Bounds one attempt: connect, AUTH, SELECT, PING.
-  absl::Duration connect_timeout = absl::Seconds(5);
-  // Reconnect delays: full jitter over a ceiling that doubles from initial to max.
-  absl::Duration backoff_initial = absl::Milliseconds(50);
-  absl::Duration backoff_max = absl::Seconds(2);
-  // A connection lost after staying ready this long reconnects from backoff_initial; one
-  // lost sooner keeps climbing, so a connection Redis drops at once (a refused command)
-  // backs off instead of looping.
-  absl::Duration backoff_reset_after = absl::Seconds(10);
-  // A publish without a reply by then answers DEADLINE_EXCEEDED, and the publish
-  // connection, stalled, is dropped (answering the other pending publishes UNAVAILABLE)
-  // and reconnected: hiredis would otherwise keep every later command queued behind it.
-  absl::Duration publish_timeout = absl::Seconds(5);
-  // Publishes accepted and not yet answered, counting their channel and payload bytes;
-  // past either bound a publish answers UNAVAILABLE at once. A single publish larger than
-  // the byte bound is still accepted when no other is in flight.
-  int max_publishes_in_flight = 1024;
-  size_t max_publish_bytes_in_flight = size_t{64} << 20;
-  // How long a (P)SUBSCRIBE that Redis refused (an ACL without that channel) is refused
-  // from memory instead of sent again: each refusal costs the subscriber connection,
-  // since hiredis 0.14 closes it on the error reply.
-  absl::Duration subscribe_refusal_ttl = absl::Minutes(5);
-  bool tcp_keepalive = true;
-  // How long Stop() from another thread waits for the strand to close the connections.
-  absl::Duration stop_timeout = absl::Seconds(5);
-};
-
-struct RedisUpstreamStats {
-  bool subscriber_connected = false;
-  bool publisher_connected = false;
-  // Connection attempts that failed, on either connection, since Start.
-  uint64_t connect_failures = 0;
-  // Times a ready connection was lost.
-  uint64_t disconnects = 0;
-  // The most recent connection error, empty if none.
-  std::string last_error;
-  // Publishes answered UNAVAILABLE because max_publishes_in_flight (or the byte bound)
-  // was reached.
-  uint64_t publishes_rejected = 0;
-  // Times the publish connection was dropped because a publish got no reply in time.
-  uint64_t publish_resets = 0;
-  // (P)SUBSCRIBEs Redis refused (each one cost the subscriber connection).
-  uint64_t subscribes_refused = 0;
-  // The ceiling of the most recent reconnect delay of each connection (the delay itself
-  // is uniform below it).
-  absl::Duration subscriber_retry_ceiling;
-  absl::Duration publisher_retry_ceiling;
-};
+class Publisher;
+class SubscriberConnection;
 
 // The hub's upstream on one Redis server, over two connections driven by hiredis on its
-// own strand of the caller's io_context: one carries every (P)SUBSCRIBE and
-// (P)UNSUBSCRIBE, the other every PUBLISH. Each connection reconnects by itself, forever,
-// with backoff, until Stop(); the subscriber's announces each new connection to the
-// listener with a fresh epoch.
+// own strand of the caller's io_context: a SubscriberConnection carries every (P)SUBSCRIBE
+// and (P)UNSUBSCRIBE, a Publisher every PUBLISH. Each connection reconnects by itself
+// (a Reconnector each), forever, with backoff, until Stop(); the subscriber's announces
+// each new connection to the listener with a fresh epoch. This class only wires them.
 //
 // Thread-safe. Every listener call comes from the strand, one at a time, and none comes
 // after Stop() returned. The io_context must be run by the caller and outlive this
@@ -105,13 +59,29 @@ class RedisUpstream : public hub::Upstream {
   std::string redacted_url() const;
 
  private:
-  // The state that the strand's handlers share; it outlives this object until the last
-  // handler has run.
-  class Core;
+  using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
-  explicit RedisUpstream(std::shared_ptr<Core> core);
+  RedisUpstream(const RedisUpstreamOptions& options, std::string redacted_url,
+                boost::asio::io_context& io, Strand strand,
+                std::shared_ptr<SubscriberConnection> subscriber,
+                std::shared_ptr<Publisher> publisher);
 
-  std::shared_ptr<Core> core_;
+  // On the strand (or once nobody runs it): stops both parts, once, and sets
+  // `stop_finished`. Static: a Stop that timed out leaves it queued past this object, with
+  // what it touches.
+  static void DoStop(SubscriberConnection& subscriber, Publisher& publisher,
+                     const std::string& redacted_url, std::atomic<bool>& stop_finished);
+
+  const RedisUpstreamOptions options_;
+  const std::string redacted_url_;
+  boost::asio::io_context& io_;
+  Strand strand_;
+  const std::shared_ptr<SubscriberConnection> subscriber_;
+  const std::shared_ptr<Publisher> publisher_;
+  // Set once a Stop has completed; later Stops return at once, and a Start queued before
+  // one does nothing.
+  const std::shared_ptr<std::atomic<bool>> stop_finished_ =
+      std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace bridge::redis

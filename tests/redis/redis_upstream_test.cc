@@ -49,7 +49,9 @@ struct Event {
 // Records listener calls; tests wait on them with a deadline.
 class RecordingListener : public hub::UpstreamListener {
  public:
-  void OnUpstreamConnected(uint64_t epoch) override { Add({Event::kConnected, epoch, Topic(), "", ""}); }
+  void OnUpstreamConnected(uint64_t epoch) override {
+    Add({Event::kConnected, epoch, Topic(), "", ""});
+  }
   void OnUpstreamDisconnected() override { Add({Event::kDisconnected, 0, Topic(), "", ""}); }
   void OnSubscribeConfirmed(const Topic& topic) override {
     Add({Event::kSubscribed, 0, topic, "", ""});

@@ -1,0 +1,68 @@
+#ifndef BRIDGE_REDIS_REDIS_UPSTREAM_OPTIONS_H_
+#define BRIDGE_REDIS_REDIS_UPSTREAM_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace bridge::redis {
+
+// What RedisUpstream takes, and what it reports; its parts (Reconnector,
+// SubscriberConnection, Publisher) read the options too.
+struct RedisUpstreamOptions {
+  // See RedisUrl for the accepted forms.
+  std::string url = "redis://127.0.0.1:6379";
+  // Bounds one attempt: connect, AUTH, SELECT, PING.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Reconnect delays: full jitter over a ceiling that doubles from initial to max.
+  absl::Duration backoff_initial = absl::Milliseconds(50);
+  absl::Duration backoff_max = absl::Seconds(2);
+  // A connection lost after staying ready this long reconnects from backoff_initial; one
+  // lost sooner keeps climbing, so a connection Redis drops at once (a refused command)
+  // backs off instead of looping.
+  absl::Duration backoff_reset_after = absl::Seconds(10);
+  // A publish without a reply by then answers DEADLINE_EXCEEDED, and the publish
+  // connection, stalled, is dropped (answering the other pending publishes UNAVAILABLE)
+  // and reconnected: hiredis would otherwise keep every later command queued behind it.
+  absl::Duration publish_timeout = absl::Seconds(5);
+  // Publishes accepted and not yet answered, counting their channel and payload bytes;
+  // past either bound a publish answers UNAVAILABLE at once. A single publish larger than
+  // the byte bound is still accepted when no other is in flight.
+  int max_publishes_in_flight = 1024;
+  size_t max_publish_bytes_in_flight = size_t{64} << 20;
+  // How long a (P)SUBSCRIBE that Redis refused (an ACL without that channel) is refused
+  // from memory instead of sent again: each refusal costs the subscriber connection,
+  // since hiredis 0.14 closes it on the error reply.
+  absl::Duration subscribe_refusal_ttl = absl::Minutes(5);
+  bool tcp_keepalive = true;
+  // How long Stop() from another thread waits for the strand to close the connections.
+  absl::Duration stop_timeout = absl::Seconds(5);
+};
+
+struct RedisUpstreamStats {
+  bool subscriber_connected = false;
+  bool publisher_connected = false;
+  // Connection attempts that failed, on either connection, since Start.
+  uint64_t connect_failures = 0;
+  // Times a ready connection was lost.
+  uint64_t disconnects = 0;
+  // The most recent connection error, empty if none.
+  std::string last_error;
+  // Publishes answered UNAVAILABLE because max_publishes_in_flight (or the byte bound)
+  // was reached.
+  uint64_t publishes_rejected = 0;
+  // Times the publish connection was dropped because a publish got no reply in time.
+  uint64_t publish_resets = 0;
+  // (P)SUBSCRIBEs Redis refused (each one cost the subscriber connection).
+  uint64_t subscribes_refused = 0;
+  // The ceiling of the most recent reconnect delay of each connection (the delay itself
+  // is uniform below it).
+  absl::Duration subscriber_retry_ceiling;
+  absl::Duration publisher_retry_ceiling;
+};
+
+}  // namespace bridge::redis
+
+#endif  // BRIDGE_REDIS_REDIS_UPSTREAM_OPTIONS_H_

@@ -1,5 +1,8 @@
 #include "bridge/grpc/bridge_service.h"
 
+#include <memory>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "bridge/common/log.h"
 #include "bridge/grpc/call_access.h"
@@ -19,13 +22,23 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
 }
 
 ::grpc::ServerUnaryReactor* BridgeService::Publish(::grpc::CallbackServerContext* context,
-                                                   const v1::PublishRequest* request,
-                                                   v1::PublishResponse* response) {
+                                                   const ::grpc::ByteBuffer* raw_request,
+                                                   ::grpc::ByteBuffer* raw_response) {
   ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::shared_ptr<const auth::Grant>> grant = AuthenticateCall(access_, *context);
   if (!grant.ok()) {
     BRIDGE_LOG(Warning, "Publish from %s refused: %s", context->peer(), grant.status().ToString());
     reactor->Finish(ToGrpcStatus(grant.status()));
+    return reactor;
+  }
+  // Parsed here rather than by gRPC, which answers a request it cannot decode (a channel
+  // that is not UTF-8) with a bare UNIMPLEMENTED.
+  auto request = std::make_unique<v1::PublishRequest>();
+  ::grpc::ByteBuffer copy(*raw_request);
+  if (!::grpc::SerializationTraits<v1::PublishRequest>::Deserialize(&copy, request.get()).ok()) {
+    reactor->Finish(::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
+                                   "request is not a PublishRequest (a string field that is not "
+                                   "UTF-8?)"));
     return reactor;
   }
   if (!request->GetReflection()->GetUnknownFields(*request).empty()) {
@@ -48,8 +61,9 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
                        absl::StrCat("this token may not publish to channel ", request->channel())));
     return reactor;
   }
-  hub_->Publish(request->channel(), request->payload(),
-                [reactor, response, peer](absl::StatusOr<int64_t> receivers) {
+  // The request is this call's own: its bytes move on rather than being copied.
+  hub_->Publish(std::move(*request->mutable_channel()), std::move(*request->mutable_payload()),
+                [reactor, raw_response, peer](absl::StatusOr<int64_t> receivers) {
                   if (!receivers.ok()) {
                     if (receivers.status().code() != absl::StatusCode::kUnavailable) {
                       BRIDGE_LOG(Warning, "Publish from %s failed: %s", peer,
@@ -57,8 +71,12 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
                     }
                     return reactor->Finish(ToGrpcStatus(receivers.status()));
                   }
-                  response->set_receivers(*receivers);
-                  reactor->Finish(::grpc::Status::OK);
+                  v1::PublishResponse response;
+                  response.set_receivers(*receivers);
+                  bool own_buffer = false;
+                  ::grpc::Status st = ::grpc::SerializationTraits<v1::PublishResponse>::Serialize(
+                      response, raw_response, &own_buffer);
+                  reactor->Finish(st);
                 });
   return reactor;
 }

@@ -13,10 +13,11 @@
 namespace bridge::grpc_frontend {
 
 // bridge.v1.Bridge on the callback API. Subscribe is the raw method so each stream
-// writes the serialized Event shared by every stream (see event_codec.h); Publish is the
-// typed one. The hub must outlive the service.
+// writes the serialized Event shared by every stream (see event_codec.h); Publish is raw
+// too, so that a request that does not decode gets INVALID_ARGUMENT, as a Subscribe does,
+// rather than gRPC's bare UNIMPLEMENTED. The hub must outlive the service.
 class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
-                                v1::Bridge::WithCallbackMethod_Publish<v1::Bridge::Service>> {
+                                v1::Bridge::WithRawCallbackMethod_Publish<v1::Bridge::Service>> {
  public:
   // `subscriber` bounds every stream: queue limits, slow-consumer policy, and
   // max_topics, the most channels plus patterns one request may name. `access` says which
@@ -27,8 +28,8 @@ class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
   ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Subscribe(
       ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) override;
   ::grpc::ServerUnaryReactor* Publish(::grpc::CallbackServerContext* context,
-                                      const v1::PublishRequest* request,
-                                      v1::PublishResponse* response) override;
+                                      const ::grpc::ByteBuffer* request,
+                                      ::grpc::ByteBuffer* response) override;
 
   // Subscribe streams open now.
   size_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }

@@ -360,6 +360,47 @@ TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
   EXPECT_EQ(bystander.events()[1].message().payload(), "still here");
 }
 
+// A request whose bytes do not decode (a string field that is not UTF-8) gets
+// INVALID_ARGUMENT with a message from both methods, as README says, not gRPC's bare
+// UNIMPLEMENTED; a well-formed request after it is served as usual.
+TEST_F(GrpcBridgeTest, UndecodableRequestsAreInvalidArgument) {
+  StartApp();
+  auto raw_call = [&](const std::string& method, const std::string& bytes) {
+    ::grpc::GenericStub generic(channel_);
+    ::grpc::Slice slice(bytes);
+    ::grpc::ByteBuffer request(&slice, 1);
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ::grpc::CompletionQueue cq;
+    auto rpc = generic.PrepareUnaryCall(&ctx, method, request, &cq);
+    rpc->StartCall();
+    ::grpc::ByteBuffer response;
+    ::grpc::Status st;
+    rpc->Finish(&response, &st, reinterpret_cast<void*>(1));
+    void* tag;
+    bool ok;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    return st;
+  };
+  const std::string bad_channel("\x0a\x02\xff\xfe\x12\x01x", 7);  // channel: FF FE, payload: "x"
+  ::grpc::Status publish = raw_call("/bridge.v1.Bridge/Publish", bad_channel);
+  EXPECT_EQ(publish.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << publish.error_message();
+  EXPECT_TRUE(absl::StrContains(publish.error_message(), "not a PublishRequest"))
+      << publish.error_message();
+  ::grpc::Status subscribe = raw_call("/bridge.v1.Bridge/Subscribe", bad_channel.substr(0, 4));
+  EXPECT_EQ(subscribe.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT)
+      << subscribe.error_message();
+  EXPECT_TRUE(absl::StrContains(subscribe.error_message(), "not a SubscribeRequest"))
+      << subscribe.error_message();
+
+  int64_t receivers = -1;
+  ASSERT_TRUE(Publish("calm", "decodable", &receivers).ok());
+  EXPECT_EQ(receivers, 0);
+}
+
 // Bridge connects as a Redis user whose ACL allows the channels app:* only. A stream asking
 // for another channel ends with PERMISSION_DENIED; the others go on, and Bridge does not
 // keep asking Redis for the channel (each refusal costs the shared subscriber connection).

@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bridge/app/app.h"
+#include "bridge/common/fd_limit.h"
 #include "bridge/common/log.h"
 
 namespace {
@@ -84,6 +85,14 @@ ABSL_FLAG(int, ws_threads, EnvOr<int>("BRIDGE_WS_THREADS", 0),
 ABSL_FLAG(size_t, ws_max_frame, EnvOr<size_t>("BRIDGE_WS_MAX_FRAME", 64 << 10),
           "Largest WebSocket frame a client may send; larger ones close the socket with 1009 "
           "(env BRIDGE_WS_MAX_FRAME)");
+ABSL_FLAG(size_t, ws_max_connections, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS", 0),
+          "Most open HTTP/WebSocket connections; more are closed as soon as accepted. 0: 3/4 "
+          "of the open-file limit, leaving room for gRPC and Redis (env "
+          "BRIDGE_WS_MAX_CONNECTIONS)");
+ABSL_FLAG(size_t, ws_max_connections_per_ip,
+          EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
+          "Most open HTTP/WebSocket connections from one client address; 0 for no cap (env "
+          "BRIDGE_WS_MAX_CONNECTIONS_PER_IP)");
 ABSL_FLAG(size_t, ws_max_subscriptions, EnvOr<size_t>("BRIDGE_WS_MAX_SUBSCRIPTIONS", 256),
           "Most channels plus patterns one WebSocket may hold (env BRIDGE_WS_MAX_SUBSCRIPTIONS)");
 ABSL_FLAG(bool, ws_allow_publish, EnvOr<bool>("BRIDGE_WS_ALLOW_PUBLISH", false),
@@ -158,6 +167,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Every connection costs a descriptor; the default soft limit (often 1024) is far below
+  // what the hard one allows.
+  const bridge::FdLimit before = bridge::CurrentFdLimit();
+  const bridge::FdLimit fds = bridge::RaiseFdLimit();
+  BRIDGE_LOG(Info, "open files: soft limit %d (was %d), hard limit %d", fds.soft, before.soft,
+             fds.hard);
+
   bridge::AppOptions options;
   absl::StatusOr<bridge::redis::RedisUrl> url =
       bridge::redis::RedisUrl::Parse(absl::GetFlag(FLAGS_redis));
@@ -188,6 +204,8 @@ int main(int argc, char** argv) {
   options.ws.threads = absl::GetFlag(FLAGS_ws_threads);
   options.ws.max_frame_bytes = absl::GetFlag(FLAGS_ws_max_frame);
   options.ws.max_subscriptions = absl::GetFlag(FLAGS_ws_max_subscriptions);
+  options.ws.max_connections = absl::GetFlag(FLAGS_ws_max_connections);
+  options.ws.max_connections_per_ip = absl::GetFlag(FLAGS_ws_max_connections_per_ip);
   options.ws.allow_publish = absl::GetFlag(FLAGS_ws_allow_publish);
   for (const std::string& origin : absl::GetFlag(FLAGS_ws_allowed_origins)) {
     if (!origin.empty()) options.ws.allowed_origins.push_back(origin);

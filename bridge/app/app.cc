@@ -96,6 +96,7 @@ std::string App::MetricsText() const {
   m.redis = upstream_->Stats();
   m.grpc_streams = service_->open_streams();
   m.websockets = ws_server_ == nullptr ? 0 : ws_server_->session_count();
+  if (ws_server_ != nullptr) m.http_connections = ws_server_->connection_stats();
   return PrometheusText(m);
 }
 

@@ -41,6 +41,16 @@ std::string PrometheusText(const MetricsSnapshot& m) {
   Metric(&out, "bridge_subscribers", "gauge",
          "Open subscribers: gRPC Subscribe streams and WebSockets.",
          {{"{frontend=\"grpc\"}", m.grpc_streams}, {"{frontend=\"websocket\"}", m.websockets}});
+  Metric(&out, "bridge_http_connections", "gauge",
+         "Open TCP connections to the HTTP/WebSocket port, WebSockets included.",
+         {{"", m.http_connections.open}});
+  Metric(&out, "bridge_http_connections_max", "gauge",
+         "The cap on them (--ws_max_connections, or 3/4 of the descriptor limit).",
+         {{"", m.http_connections.max}});
+  Metric(&out, "bridge_connections_refused_total", "counter",
+         "HTTP/WebSocket connections closed on accept, over the cap in all or per address.",
+         {{"{reason=\"max_connections\"}", m.http_connections.refused_max},
+          {"{reason=\"max_connections_per_ip\"}", m.http_connections.refused_per_ip}});
   Metric(&out, "bridge_topics", "gauge",
          "Channels and patterns Bridge holds in Redis (or is subscribing or unsubscribing).",
          {{"{kind=\"channel\"}", m.hub.channels}, {"{kind=\"pattern\"}", m.hub.patterns}});

@@ -6,6 +6,7 @@
 
 #include "bridge/hub/hub.h"
 #include "bridge/redis/redis_upstream.h"
+#include "bridge/ws/server_state.h"
 
 namespace bridge {
 
@@ -16,6 +17,8 @@ struct MetricsSnapshot {
   redis::RedisUpstreamStats redis;
   size_t grpc_streams = 0;
   size_t websockets = 0;
+  // The HTTP/WebSocket listener's connections (all zero without one).
+  ws::ConnectionStats http_connections;
 };
 
 // The snapshot in Prometheus' text exposition format (version 0.0.4): every metric with

@@ -64,18 +64,33 @@ void Listener::OnAccept(Loop* loop, beast::error_code ec, tcp::socket socket) {
   if (ec == asio::error::operation_aborted) return;
   if (ec) {
     // Out of descriptors and the like: pause rather than spin on the same error.
-    BRIDGE_LOG(Warning, "websocket listener: accept: %s", ec.message());
+    Log(accept_errors_, LogLevel::kWarning, "websocket listener: accept: %s (retrying)",
+        ec.message());
     retry_.expires_after(std::chrono::milliseconds(100));
     retry_.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
       if (!wait_ec) self->DoAccept();
     });
     return;
   }
+  beast::error_code ignored;
+  const tcp::endpoint peer = socket.remote_endpoint(ignored);
+  if (ignored) return DoAccept();  // Gone already; the socket closes as it goes.
+  ConnectionRefusal refusal;
+  std::shared_ptr<ServerState> state =
+      state_->AdmitConnection(peer.address().to_string(), &refusal);
+  if (state == nullptr) {
+    // Closed before anything is read: each refusal costs one descriptor for an instant.
+    BRIDGE_LOG(Warning, "websocket listener: refused a connection from %s: over %s",
+               peer.address().to_string(),
+               refusal == ConnectionRefusal::kMaxConnections ? "--ws_max_connections"
+                                                             : "--ws_max_connections_per_ip");
+    socket.close(ignored);
+    return DoAccept();
+  }
   // Frames go out when written, not held back for the peer's ACK of the previous one:
   // CoalescingStream already puts what is queued into one send.
-  beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  std::make_shared<HttpSession>(std::move(socket), state_, loop)->Run();
+  std::make_shared<HttpSession>(std::move(socket), std::move(state), loop)->Run();
   next_loop_ = (next_loop_ + 1) % loops_.size();
   DoAccept();
 }

@@ -9,13 +9,15 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/beast/core.hpp"
+#include "bridge/common/log_rate_limiter.h"
 #include "bridge/ws/loop.h"
 #include "bridge/ws/server_state.h"
 
 namespace bridge::ws {
 
-// Accepts connections and hands each to an HttpSession on one of the loops, in turn.
-// Runs on the first loop. Owned by WsServer and by its pending accept.
+// Accepts connections and hands each to an HttpSession on one of the loops, in turn;
+// closes at once those over the connection caps. Runs on the first loop. Owned by WsServer and by
+// its pending accept.
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   // `loops` outlive the listener; there is at least one.
@@ -37,6 +39,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
   const std::shared_ptr<ServerState> state_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;
+  // An accept that keeps failing (out of descriptors) is retried every 100 ms, and said
+  // once in a while, with the count.
+  LogRateLimiter accept_errors_{1, absl::Seconds(10)};
   int port_ = 0;
 };
 

@@ -17,6 +17,12 @@ struct WsOptions {
   std::string address = "0.0.0.0:8080";
   // Threads that run the event loop; 0 means one per core.
   int threads = 0;
+  // Open TCP connections (HTTP and WebSocket) in all, and from one client address; a
+  // connection over either is closed as soon as it is accepted. max_connections 0: 3/4 of
+  // the process' descriptor limit at Start, which leaves the rest (gRPC's connections and
+  // its acceptor, Redis) room. max_connections_per_ip 0: no per-address cap.
+  size_t max_connections = 0;
+  size_t max_connections_per_ip = 256;
   // Largest client frame; a larger one closes the socket with 1009 (too big).
   size_t max_frame_bytes = 64 << 10;
   // Channels plus patterns one socket may hold at once.

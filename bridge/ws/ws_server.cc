@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "boost/asio/ip/tcp.hpp"
+#include "bridge/common/fd_limit.h"
 #include "bridge/common/log.h"
 #include "bridge/ws/listener.h"
 #include "bridge/ws/loop.h"
@@ -69,7 +70,11 @@ absl::Status WsServer::Start() {
     loops_.push_back(std::make_shared<Loop>());
     loops.push_back(loops_.back().get());
   }
-  state_ = std::make_shared<ServerState>(options_, hub_, access_, std::move(files));
+  WsOptions options = options_;
+  if (options.max_connections == 0) {
+    options.max_connections = std::max<uint64_t>(1, CurrentFdLimit().soft / 4 * 3);
+  }
+  state_ = std::make_shared<ServerState>(options, hub_, access_, std::move(files));
   listener_ = std::make_shared<Listener>(std::move(loops), state_);
   if (absl::Status st = listener_->Open(*endpoint); !st.ok()) {
     listener_.reset();
@@ -81,8 +86,11 @@ absl::Status WsServer::Start() {
   listener_->Run();
   for (auto& loop : loops_) loop->Start();
   running_ = true;
-  BRIDGE_LOG(Info, "websocket: listening on %s:%d (%d threads)", endpoint->address().to_string(),
-             port_, threads);
+  BRIDGE_LOG(Info,
+             "websocket: listening on %s:%d (%d threads, at most %d connections, %d per "
+             "address)",
+             endpoint->address().to_string(), port_, threads, options.max_connections,
+             options.max_connections_per_ip);
   return absl::OkStatus();
 }
 
@@ -90,6 +98,10 @@ size_t WsServer::session_count() const { return state_ == nullptr ? 0 : state_->
 
 size_t WsServer::session_objects() const {
   return state_ == nullptr ? 0 : state_->session_objects();
+}
+
+ConnectionStats WsServer::connection_stats() const {
+  return state_ == nullptr ? ConnectionStats{} : state_->connection_stats();
 }
 
 void WsServer::Shutdown(absl::Duration grace) {

@@ -8,13 +8,13 @@
 #include "absl/time/time.h"
 #include "bridge/auth/access.h"
 #include "bridge/hub/hub.h"
+#include "bridge/ws/server_state.h"
 #include "bridge/ws/ws_options.h"
 
 namespace bridge::ws {
 
 class Listener;
 class Loop;
-class ServerState;
 
 // The WebSocket front end: one listener serving /ws (each socket one hub subscriber),
 // /healthz and the browser page, on a few I/O threads (loops), each with its own
@@ -42,6 +42,8 @@ class WsServer {
   size_t session_count() const;
   // WebSocket session objects alive, open or not; 0 once Shutdown returned.
   size_t session_objects() const;
+  // Open connections, their cap, and the connections refused over the caps.
+  ConnectionStats connection_stats() const;
 
  private:
   const WsOptions options_;

@@ -2,13 +2,16 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -24,11 +27,16 @@ namespace bridge::testing {
 namespace {
 
 // Runs the binary with `args` and `env` added to the environment, its output appended to
-// `log` if given; returns its pid.
+// `log` if given, and at most `max_fds` open descriptors (soft and hard) if not 0; returns
+// its pid.
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            const std::string& log = "") {
+            const std::string& log = "", rlim_t max_fds = 0) {
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (max_fds > 0) {
+      const rlimit limit{max_fds, max_fds};
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
     if (!log.empty()) {
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       ::dup2(fd, STDOUT_FILENO);
@@ -105,6 +113,163 @@ std::string RunCommand(const std::string& command, int* code) {
   return out;
 }
 
+// A TCP connection to 127.0.0.1:`port`, or -1.
+int ConnectTcp(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// How many of `fds` the server closed (end of stream or reset), waiting up to `timeout`
+// for `expected` of them.
+size_t AwaitClosedByServer(const std::vector<int>& fds, size_t expected, absl::Duration timeout) {
+  std::vector<bool> closed(fds.size(), false);
+  size_t count = 0;
+  WaitFor(
+      [&] {
+        for (size_t i = 0; i < fds.size(); ++i) {
+          if (closed[i]) continue;
+          pollfd p{fds[i], POLLIN, 0};
+          char byte;
+          if (::poll(&p, 1, 0) == 1 && ::recv(fds[i], &byte, 1, MSG_DONTWAIT) <= 0) {
+            closed[i] = true;
+            ++count;
+          }
+        }
+        return count >= expected;
+      },
+      timeout);
+  return count;
+}
+
+// A Publish over a connection of its own (never one pooled from an earlier channel).
+::grpc::Status PublishOnce(int port, const std::string& channel) {
+  ::grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = v1::Bridge::NewStub(Connect(port, args));
+  ::grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  context.set_wait_for_ready(true);
+  v1::PublishRequest request;
+  request.set_channel(channel);
+  request.set_payload("x");
+  v1::PublishResponse response;
+  return stub->Publish(&context, request, &response);
+}
+
+// The HTTP body of GET `path` on 127.0.0.1:`port` (headers included), read to the close.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ConnectTcp(port);
+  if (fd < 0) return "";
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) < 0) {
+    ::close(fd);
+    return "";
+  }
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// The value of the sample `name` (labels included) in Prometheus text, or -1.
+double MetricValue(const std::string& metrics, const std::string& name) {
+  const size_t at = metrics.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(metrics.c_str() + at + name.size() + 2, nullptr);
+}
+
+// The review's case: under `ulimit -n 128`, 140 connections to the HTTP port while a gRPC
+// client connects. Without a cap the listener took every descriptor, gRPC's acceptor met
+// EMFILE and never accepted again. Now the HTTP connections over 3/4 of the limit are
+// closed at once, and gRPC accepts during and after.
+TEST(BridgeProcessTest, HttpConnectionsCannotStarveGrpcOfDescriptors) {
+  RedisServer redis;
+  const int grpc_port = FreePort();
+  const int ws_port = FreePort();
+  const std::string log = absl::StrCat(::testing::TempDir(), "/fds-", getpid(), ".log");
+  const pid_t pid = Spawn({absl::StrCat("--grpc_addr=127.0.0.1:", grpc_port),
+                           absl::StrCat("--ws_addr=127.0.0.1:", ws_port), "--redis=" + redis.url()},
+                          {"BRIDGE_SCHED_BATCH=false"}, log, 128);
+  ChildGuard guard(pid);
+  ASSERT_TRUE(WaitFor([&] { return PublishOnce(grpc_port, "warmup").ok(); })) << ReadFile(log);
+
+  std::vector<int> held;
+  for (int i = 0; i < 140; ++i) {
+    const int fd = ConnectTcp(ws_port);
+    if (fd >= 0) held.push_back(fd);
+  }
+  // 128 / 4 * 3 = 96 admitted; the rest closed as accepted. (Well within the 10 s after
+  // which the server drops a connection that sent no request.)
+  EXPECT_GE(AwaitClosedByServer(held, held.size() - 96, absl::Seconds(3)), held.size() - 96)
+      << ReadFile(log);
+  const ::grpc::Status during = PublishOnce(grpc_port, "during");
+  EXPECT_TRUE(during.ok()) << during.error_message() << "\n" << ReadFile(log);
+  for (int fd : held) ::close(fd);
+
+  const ::grpc::Status after = PublishOnce(grpc_port, "after");
+  EXPECT_TRUE(after.ok()) << after.error_message() << "\n" << ReadFile(log);
+  std::string metrics;
+  EXPECT_TRUE(WaitFor([&] {
+    metrics = HttpGet(ws_port, "/metrics");
+    return MetricValue(metrics, "bridge_http_connections") == 1;
+  })) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "bridge_http_connections_max"), 96) << metrics;
+  // 44, and any request for /metrics made before the server saw the others close.
+  EXPECT_GE(MetricValue(metrics, "bridge_connections_refused_total{reason=\"max_connections\"}"),
+            44)
+      << metrics;
+  EXPECT_NE(ReadFile(log).find("open files: soft limit 128"), std::string::npos) << ReadFile(log);
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);
+  std::remove(log.c_str());
+}
+
+// --ws_max_connections_per_ip (here from its variable): the fourth connection from one
+// address is closed at once and counted; one closed makes room again.
+TEST(BridgeProcessTest, ConnectionsPerAddressAreCapped) {
+  const int ws_port = FreePort();
+  const pid_t pid =
+      Spawn({absl::StrCat("--ws_addr=127.0.0.1:", ws_port),
+             absl::StrCat("--redis=redis://127.0.0.1:", FreePort()), "--grpc_addr=127.0.0.1:0"},
+            {"BRIDGE_WS_MAX_CONNECTIONS_PER_IP=3", "BRIDGE_WS_MAX_CONNECTIONS=1000",
+             "BRIDGE_SCHED_BATCH=false"});
+  ChildGuard guard(pid);
+  ASSERT_TRUE(WaitFor([&] { return !HttpGet(ws_port, "/healthz").empty(); }));
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(ConnectTcp(ws_port));
+  const int fourth = ConnectTcp(ws_port);
+  ASSERT_GE(fourth, 0);
+  EXPECT_EQ(AwaitClosedByServer({fourth}, 1, absl::Seconds(10)), 1u);
+  EXPECT_EQ(AwaitClosedByServer(held, 1, absl::Milliseconds(200)), 0u);
+  ::close(fourth);
+  ::close(held.back());
+  held.pop_back();
+  std::string metrics;
+  // Two held: the request for /metrics is the third.
+  ASSERT_TRUE(WaitFor([&] {
+    metrics = HttpGet(ws_port, "/metrics");
+    return !metrics.empty();
+  }));
+  EXPECT_EQ(MetricValue(metrics, "bridge_http_connections"), 3) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "bridge_http_connections_max"), 1000) << metrics;
+  EXPECT_GE(
+      MetricValue(metrics, "bridge_connections_refused_total{reason=\"max_connections_per_ip\"}"),
+      1)
+      << metrics;
+  for (int fd : held) ::close(fd);
+}
+
 TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
   int code = 0;
   const std::string help = RunCommand(absl::StrCat(BRIDGE_BINARY, " --help 2>&1"), &code);
@@ -112,7 +277,8 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
        {"--redis", "--grpc_addr", "--max_queued_messages", "--max_queued_bytes", "--slow_consumer",
         "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
         "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--sched_batch",
-        "--log_level", "--access_file"}) {
+        "--log_level", "--access_file", "--ws_max_connections", "--ws_max_connections_per_ip",
+        "BRIDGE_WS_MAX_CONNECTIONS_PER_IP"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);

@@ -192,7 +192,17 @@ void CoalescingStream::OnWritable(error_code ec) {
   if (auto owner = owner_.lock()) owner->OnStreamFlushed(error_);
 }
 
-void CoalescingStream::DiscardPending() { GiveBatch(std::move(pending_)); }
+void CoalescingStream::DiscardPending() {
+  GiveBatch(std::move(pending_));
+  if (sending_ == nullptr) return;
+  // The frames of the batch on its way that the socket has not begun to take go too, so
+  // that what follows (an error, the close frame) waits for one frame at most. Segments
+  // end where frames end: frames are appended whole.
+  Batch& b = *sending_;
+  size_t keep = b.next;
+  if (keep < b.iov.size() && b.iov[keep].size() < b.segments[keep].size) ++keep;
+  b.iov.resize(keep);
+}
 
 void CoalescingStream::ReleaseBuffers() {
   GiveBatch(std::move(pending_));

@@ -1,6 +1,8 @@
 #ifndef BRIDGE_WS_COALESCING_STREAM_H_
 #define BRIDGE_WS_COALESCING_STREAM_H_
 
+#include <array>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -13,6 +15,7 @@
 #include "boost/asio/async_result.hpp"
 #include "boost/asio/buffer.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/socket_base.hpp"
 #include "boost/beast/core/bind_handler.hpp"
 #include "boost/beast/core/error.hpp"
 #include "boost/beast/core/role.hpp"
@@ -89,12 +92,40 @@ class CoalescingStream {
   bool waiting() const { return waiting_; }
   // The error that ended the stream's writing, if any.
   error_code error() const { return error_; }
-  // Forgets the frames not yet handed to the socket: for a peer that stopped reading.
+  // Forgets the frames not yet handed to the socket, and those of the batch being written
+  // that the socket has not begun: for a peer that stopped reading.
   void DiscardPending();
 
+  // Bytes the peer sent that were read before the stream took the connection over (the
+  // ones after the HTTP upgrade request): the first reads return them.
+  void set_read_ahead(std::string bytes) { read_ahead_ = std::move(bytes); }
+
+  // Beast reads through here, its own pongs' pings included: while the socket is full
+  // no read starts (it waits for the socket to drain), so that a peer that sends without
+  // reading meets TCP back-pressure instead of the pongs Beast queues for it piling up.
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return next_.async_read_some(buffers, std::forward<Token>(token));
+    return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffers& buffers) {
+          if (!read_ahead_.empty()) {
+            const std::size_t n = boost::asio::buffer_copy(
+                buffers, boost::asio::buffer(read_ahead_.data(), read_ahead_.size()));
+            read_ahead_.erase(0, n);
+            if (read_ahead_.empty()) std::string().swap(read_ahead_);
+            auto ex = boost::asio::get_associated_executor(handler, get_executor());
+            boost::asio::post(
+                ex, boost::beast::bind_front_handler(std::move(handler), error_code(), n));
+            return;
+          }
+          if (!waiting_ || error_) return next_.async_read_some(buffers, std::move(handler));
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          waiters_.push_back([this, shared, buffers, ex = get_executor()](error_code ec) {
+            if (!ec) return next_.async_read_some(buffers, std::move(*shared));
+            auto hex = boost::asio::get_associated_executor(*shared, ex);
+            boost::asio::post(hex, boost::beast::bind_front_handler(std::move(*shared), ec, 0));
+          });
+        },
+        token, buffers);
   }
 
   // Takes every byte (or fails with the stream's error) and completes through the
@@ -141,6 +172,22 @@ class CoalescingStream {
         token);
   }
 
+  // Ends the connection after a close frame: everything pending goes out, then (as the
+  // server) the sending side is shut down, then what the peer still sends is read and
+  // dropped until it closes too, at most `max_drain_bytes` or until `drain_timeout`, and
+  // the socket is closed. Closing a socket with unread bytes makes the kernel send a
+  // reset, which can destroy the close frame on its way to the peer: Beast 1.74's own
+  // teardown stops draining after its first read.
+  template <class Handler>
+  void AsyncTeardown(boost::beast::role_type role, Handler&& handler);
+
+  // Bounds of the drain above.
+  void set_teardown_limits(std::size_t max_drain_bytes,
+                           std::chrono::steady_clock::duration drain_timeout) {
+    max_drain_bytes_ = max_drain_bytes;
+    drain_timeout_ = drain_timeout;
+  }
+
   // The frames of one write: runs of bytes, and the iovecs that point at them.
   struct Batch;
 
@@ -167,20 +214,84 @@ class CoalescingStream {
   std::unique_ptr<Batch> sending_;
   bool waiting_ = false;
   error_code error_;
+  // Called once the socket has drained (or failed): async_flush's handlers, and reads
+  // that wait for it.
   std::vector<std::function<void(error_code)>> waiters_;
+  std::string read_ahead_;
+  std::size_t max_drain_bytes_ = 4 << 20;
+  std::chrono::steady_clock::duration drain_timeout_ = std::chrono::seconds(10);
 };
+
+namespace coalescing_stream_internal {
+
+// CoalescingStream::AsyncTeardown's drain; owns itself through the handler it passes on.
+template <class Handler>
+class DrainOp : public std::enable_shared_from_this<DrainOp<Handler>> {
+ public:
+  DrainOp(boost::beast::tcp_stream& stream, std::size_t max_bytes,
+          std::chrono::steady_clock::duration timeout, Handler handler)
+      : stream_(stream), max_bytes_(max_bytes), timeout_(timeout), handler_(std::move(handler)) {}
+
+  void Start() {
+    stream_.expires_after(timeout_);
+    DoRead();
+  }
+
+ private:
+  void DoRead() {
+    stream_.async_read_some(
+        boost::asio::buffer(buffer_),
+        [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t n) {
+          self->OnRead(ec, n);
+        });
+  }
+  void OnRead(boost::beast::error_code ec, std::size_t n) {
+    drained_ += n;
+    if (!ec && drained_ < max_bytes_) return DoRead();
+    // The peer's end of the stream is the clean end; the bounds end it too, but a reset
+    // may then follow.
+    if (ec == boost::asio::error::eof || !ec) ec = {};
+    stream_.expires_never();
+    boost::beast::error_code ignored;
+    stream_.socket().close(ignored);
+    handler_(ec);
+  }
+
+  boost::beast::tcp_stream& stream_;
+  const std::size_t max_bytes_;
+  const std::chrono::steady_clock::duration timeout_;
+  Handler handler_;
+  std::size_t drained_ = 0;
+  std::array<char, 16 << 10> buffer_;
+};
+
+}  // namespace coalescing_stream_internal
+
+template <class Handler>
+void CoalescingStream::AsyncTeardown(boost::beast::role_type role, Handler&& handler) {
+  Flush();
+  async_flush([this, role, handler = std::forward<Handler>(handler)](error_code) mutable {
+    if (role == boost::beast::role_type::server) {
+      error_code ignored;
+      next_.socket().shutdown(boost::asio::socket_base::shutdown_send, ignored);
+    }
+    // Beast's handler must run through its own executor, as any completion does.
+    auto ex = boost::asio::get_associated_executor(handler, get_executor());
+    auto complete = [ex, handler = std::move(handler)](error_code ec) mutable {
+      boost::asio::post(ex, boost::beast::bind_front_handler(std::move(handler), ec));
+    };
+    std::make_shared<coalescing_stream_internal::DrainOp<decltype(complete)>>(
+        next_, max_drain_bytes_, drain_timeout_, std::move(complete))
+        ->Start();
+  });
+}
 
 // Beast closes a WebSocket through these (found by argument-dependent lookup): what is
 // still pending goes out first, then the TCP teardown of the wrapped stream.
 template <class TeardownHandler>
 void async_teardown(boost::beast::role_type role, CoalescingStream& stream,
                     TeardownHandler&& handler) {
-  stream.Flush();
-  stream.async_flush([&stream, role, handler = std::forward<TeardownHandler>(handler)](
-                         boost::beast::error_code) mutable {
-    using boost::beast::websocket::async_teardown;
-    async_teardown(role, stream.next_layer(), std::move(handler));
-  });
+  stream.AsyncTeardown(role, std::forward<TeardownHandler>(handler));
 }
 
 }  // namespace bridge::ws

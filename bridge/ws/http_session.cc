@@ -106,7 +106,11 @@ void HttpSession::Upgrade(Request request) {
   }
   // The WebSocket has its own timeouts (see WsSession::Run).
   stream_.expires_never();
-  std::make_shared<WsSession>(std::move(stream_), state_, loop_, *std::move(grant))
+  // What the client sent after the request (a first frame in the same packet) is the
+  // WebSocket's.
+  std::string read_ahead = beast::buffers_to_string(buffer_.data());
+  std::make_shared<WsSession>(std::move(stream_), std::move(read_ahead), state_, loop_,
+                              *std::move(grant))
       ->Run(std::move(request), std::move(channels), std::move(patterns));
 }
 

@@ -29,6 +29,9 @@ constexpr int kRounds = 4;
 constexpr size_t kMaxParsedName = 4096;
 // Publishes of one session waiting for Redis before its frames are no longer read.
 constexpr size_t kMaxPublishesInFlight = 256;
+// Bytes of the peer's read and dropped after Bridge's close frame (a frame over
+// --ws_max_frame, say) before the socket is closed anyway.
+constexpr size_t kMaxDrainBytes = 16 << 20;
 
 // Durations from flags may be infinite; keep time arithmetic from overflowing.
 std::chrono::steady_clock::duration ToClock(absl::Duration d) {
@@ -66,7 +69,8 @@ class WsSession::ReadySink : public hub::Sink {
   const std::shared_ptr<Loop> loop_;
 };
 
-WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop,
+WsSession::WsSession(beast::tcp_stream&& stream, std::string read_ahead,
+                     std::shared_ptr<ServerState> state, Loop* loop,
                      std::shared_ptr<const auth::Grant> grant)
     : ws_(std::move(stream)),
       state_(std::move(state)),
@@ -76,6 +80,7 @@ WsSession::WsSession(beast::tcp_stream&& stream, std::shared_ptr<ServerState> st
   beast::error_code ec;
   auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
   peer_ = ec ? "?" : absl::StrCat(peer.address().to_string(), ":", peer.port());
+  ws_.next_layer().set_read_ahead(std::move(read_ahead));
   state_->SessionCreated();
 }
 
@@ -94,11 +99,19 @@ void WsSession::Run(Request request, std::vector<std::string> channels,
   ws_.read_message_max(options.max_frame_bytes);
   // One frame per message: the shared encoding goes out as it is.
   ws_.auto_fragment(false);
-  // Pongs are the liveness signal of a peer with nothing to say. The callback runs
-  // inside our own read operation, on the strand.
+  // Pongs are the liveness signal of a peer with nothing to say. Pings are client frames
+  // like any other for the rate limit: Beast answers each with a pong. The callback runs
+  // inside our own read operation, on the strand, where no operation may be started: the
+  // close waits for the strand's next turn.
   ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
     if (kind == websocket::frame_type::pong) last_seen_ = Clock::now();
+    if (kind == websocket::frame_type::ping && phase_ == Phase::kOpen && !TakeToken()) {
+      asio::post(ws_.get_executor(), [self = shared_from_this()] { self->RateLimited(); });
+    }
   });
+  // A close Bridge starts reads what the peer still sends until it closes, so that the
+  // close frame is not lost to a reset: as long as a close handshake may take.
+  ws_.next_layer().set_teardown_limits(kMaxDrainBytes, ToClock(options.handshake_timeout));
   ws_.next_layer().set_owner(std::weak_ptr<CoalescingStream::Owner>(weak_from_this()));
   ws_.async_accept(request, [self = shared_from_this(), channels = std::move(channels),
                              patterns = std::move(patterns)](beast::error_code ec) mutable {
@@ -152,6 +165,8 @@ void WsSession::Abort() {
 }
 
 void WsSession::DoRead() {
+  // Never a read of the socket we closed ourselves.
+  if (cut_ || phase_ == Phase::kClosed) return;
   ws_.async_read(read_buffer_, beast::bind_front_handler(&WsSession::OnRead, shared_from_this()));
 }
 
@@ -161,8 +176,7 @@ void WsSession::OnRead(beast::error_code ec, std::size_t) {
   // While closing, read on only to receive the peer's close frame.
   if (phase_ == Phase::kOpen) {
     if (!TakeToken()) {
-      SendError(ErrorCode::kRateLimited, "too many frames; closing");
-      BeginClose(websocket::close_code::policy_error, "rate limited");
+      RateLimited();
     } else if (!ws_.got_text()) {
       SendError(ErrorCode::kBinaryUnsupported, "send JSON text frames");
     } else {
@@ -182,6 +196,12 @@ void WsSession::OnRead(beast::error_code ec, std::size_t) {
     return;
   }
   DoRead();
+}
+
+void WsSession::RateLimited() {
+  if (phase_ != Phase::kOpen) return;
+  SendError(ErrorCode::kRateLimited, "too many frames; closing");
+  BeginClose(websocket::close_code::policy_error, "rate limited");
 }
 
 bool WsSession::ReadBlocked() const {
@@ -416,7 +436,10 @@ void WsSession::OnHubClosed() {
     // What is not yet on the wire would only wait behind a socket that does not drain.
     ws_.next_layer().DiscardPending();
     SendError(ErrorCode::kSlowConsumer, st.message());
-    return BeginClose(websocket::close_code::policy_error, "slow consumer");
+    BeginClose(websocket::close_code::policy_error, "slow consumer");
+    // Dropped by the hub now, not once the close handshake of a socket that may not
+    // drain for long has ended: its queue and its place in the subscriber count go.
+    return LeaveHub();
   }
   BeginClose(websocket::close_code::going_away, "server shutting down");
 }
@@ -484,19 +507,23 @@ void WsSession::OnPing(beast::error_code ec) {
 
 void WsSession::Fail(beast::error_code ec, const char* what) {
   if (ec != asio::error::operation_aborted) {
-    if (Quiet(ec)) {
+    // After our own Cut, Beast's operations under way end on the closed socket: no news.
+    if (Quiet(ec) || cut_) {
       BRIDGE_LOG(Debug, "ws %s: %s: %s", peer_, what, ec.message());
     } else {
       BRIDGE_LOG(Info, "ws %s: %s: %s", peer_, what, ec.message());
     }
   }
   Cut();
-  Release();
 }
 
 void WsSession::Cut() {
+  cut_ = true;
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
+  // Nothing more happens on a closed socket: with no read pending (paused), nothing
+  // else would end the session.
+  Release();
 }
 
 void WsSession::Release() {
@@ -508,10 +535,16 @@ void WsSession::Release() {
   ReleaseHub();
 }
 
-void WsSession::ReleaseHub() {
-  if (hub_released_) return;
-  hub_released_ = true;
+void WsSession::LeaveHub() {
+  if (hub_left_) return;
+  hub_left_ = true;
   if (subscriber_ != nullptr) state_->hub()->Disconnect(subscriber_);
+}
+
+void WsSession::ReleaseHub() {
+  LeaveHub();
+  if (unregistered_) return;
+  unregistered_ = true;
   state_->Unregister(this);
 }
 

@@ -43,7 +43,9 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
 
   // `stream` belongs to `loop`'s io_context; `grant` says what the client may subscribe to
   // and publish to.
-  WsSession(boost::beast::tcp_stream&& stream, std::shared_ptr<ServerState> state, Loop* loop,
+  // `read_ahead` holds what the peer sent after the upgrade request, read with it.
+  WsSession(boost::beast::tcp_stream&& stream, std::string read_ahead,
+            std::shared_ptr<ServerState> state, Loop* loop,
             std::shared_ptr<const auth::Grant> grant);
   ~WsSession();
   WsSession(const WsSession&) = delete;
@@ -84,6 +86,8 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   bool Writable() const;
   // Takes the rate limiter's token for one client frame; false when the client is over.
   bool TakeToken();
+  // The client sent more frames than it may: an error, then a 1008 close.
+  void RateLimited();
 
   // Queues one JSON text frame to the socket.
   void Send(std::string_view json);
@@ -110,8 +114,12 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
 
   // Any failure ends the session: logged unless it is our own cancellation.
   void Fail(boost::beast::error_code ec, const char* what);
+  // Closes the socket (no close handshake) and ends the session.
   void Cut();
   void Release();
+  // Disconnects the hub subscriber: the hub dropped it, or the session ends.
+  void LeaveHub();
+  // LeaveHub, and the server forgets the session.
   void ReleaseHub();
 
   Stream ws_;
@@ -122,7 +130,10 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   Phase phase_ = Phase::kHandshake;
 
   std::shared_ptr<hub::Subscriber> subscriber_;
-  bool hub_released_ = false;
+  bool hub_left_ = false;
+  bool unregistered_ = false;
+  // Cut closed the socket: nothing reads it again, and what fails on it is not news.
+  bool cut_ = false;
   // OnReady fired and the hub queue was not yet drained to kEmpty.
   bool hub_ready_ = false;
   std::vector<hub::Event> batch_;

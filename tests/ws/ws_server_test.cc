@@ -95,6 +95,14 @@ std::string MaskedFrame(int opcode, std::string_view payload) {
 
 constexpr int kText = 0x1;
 constexpr int kClose = 0x8;
+constexpr int kPing = 0x9;
+constexpr int kPong = 0xa;
+
+// The close code of a close frame's payload; 0 if it has none.
+int CloseCode(std::string_view payload) {
+  if (payload.size() < 2) return 0;
+  return (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]);
+}
 
 // A WebSocket client on a bare non-blocking socket, for what a Beast client hides: a
 // peer that writes while it does not read, and every frame on the wire up to the TCP
@@ -107,7 +115,9 @@ class RawClient {
     std::string payload;
   };
 
-  static std::unique_ptr<RawClient> Connect(int port, int buffer_bytes) {
+  // `first_frames` go out in the same write as the upgrade request.
+  static std::unique_ptr<RawClient> Connect(int port, int buffer_bytes,
+                                            std::string_view first_frames = {}) {
     std::unique_ptr<RawClient> c(new RawClient(socket(AF_INET, SOCK_STREAM, 0)));
     // Set before connecting, so that the window is small from the start.
     setsockopt(c->fd_, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
@@ -122,7 +132,8 @@ class RawClient {
     const std::string upgrade = absl::StrCat(
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:", port,
         "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        absl::string_view(first_frames.data(), first_frames.size()));
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     if (!c->SendAll(upgrade, absl::Seconds(10))) return nullptr;
     size_t end;
@@ -732,6 +743,138 @@ TEST_F(WsServerTest, OversizedFrameCloses1009) {
   ASSERT_OK(bystander->Barrier());
 }
 
+// A frame far over the limit: the server answers 1009 and then reads (and drops) the
+// rest of it until the client closes, so that no reset destroys the close frame.
+TEST_F(WsServerTest, FrameOfMegabytesCloses1009) {
+  WsOptions o = Defaults();
+  o.max_frame_bytes = 64 << 10;
+  Start(o);
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  // The write may end early once the server has closed; the close code tells.
+  (void)c->SendText(R"({"op":"ping","pad":")" + std::string(2 << 20, 'x') + "\"}");
+  auto code = c->ReadUntilClosed();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1009) << c->last_error();
+  EXPECT_TRUE(WaitFor([&] { return server_->session_objects() == 0; }));
+}
+
+// The same for a close Bridge starts on a client that sent megabytes of frames before it
+// reads: it gets its error and the 1008 close frame, and the connection's end, no reset.
+TEST_F(WsServerTest, RateLimitedFloodGetsItsCloseFrame) {
+  WsOptions o = Defaults();
+  o.max_client_frames_per_sec = 5;
+  o.client_frame_burst = 10;
+  Start(o);
+  auto c = RawClient::Connect(server_->port(), 1 << 20);
+  ASSERT_NE(c, nullptr);
+  std::string flood;
+  while (flood.size() < (2 << 20)) flood += MaskedFrame(kText, R"({"op":"ping"})");
+  (void)c->SendAll(flood, absl::Seconds(10));
+  bool rate_limited = false;
+  int close_code = 0;
+  while (auto f = c->ReadFrame()) {
+    if (f->opcode == kText && Json::parse(f->payload)["code"] == "rate_limited") {
+      rate_limited = true;
+    }
+    if (f->opcode == kClose) {
+      close_code = CloseCode(f->payload);
+      ASSERT_TRUE(c->SendFrame(kClose, f->payload.substr(0, 2)));
+    }
+  }
+  EXPECT_TRUE(rate_limited);
+  EXPECT_EQ(close_code, 1008);
+  EXPECT_TRUE(c->eof()) << "no orderly end of the connection";
+}
+
+// A ping is a client frame for the rate limit (Beast answers each with a pong).
+TEST_F(WsServerTest, PingsCountAgainstTheRateLimit) {
+  WsOptions o = Defaults();
+  o.max_client_frames_per_sec = 5;
+  o.client_frame_burst = 10;
+  Start(o);
+  auto c = RawClient::Connect(server_->port(), 1 << 20);
+  ASSERT_NE(c, nullptr);
+  std::string pings;
+  for (int i = 0; i < 40; ++i) pings += MaskedFrame(kPing, "p");
+  ASSERT_TRUE(c->SendAll(pings, absl::Seconds(10)));
+  int pongs = 0;
+  std::optional<Json> error;
+  int close_code = 0;
+  while (auto f = c->ReadFrame()) {
+    if (f->opcode == kPong) ++pongs;
+    if (f->opcode == kText) error = Json::parse(f->payload);
+    if (f->opcode == kClose) {
+      close_code = CloseCode(f->payload);
+      break;
+    }
+  }
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ((*error)["code"], "rate_limited");
+  EXPECT_EQ(close_code, 1008);
+  EXPECT_LT(pongs, 40);
+}
+
+// A client that sends pings and never reads: the pongs have nowhere to go, so the server
+// stops reading until its socket drains, and the client's sends stall in TCP, instead
+// of the server queueing pongs without bound.
+TEST_F(WsServerTest, PingFloodMeetsBackPressure) {
+  WsOptions o = Defaults();
+  o.max_client_frames_per_sec = 0;  // no rate limit: only back-pressure may stop it
+  Start(o);
+  auto c = SmallBufferedClient(SO_SNDBUF);
+  ASSERT_NE(c, nullptr);
+  const std::string ping = MaskedFrame(kPing, std::string(125, 'p'));
+  // Pongs to this many pings would be more than 100 MB, held by the server.
+  constexpr size_t kLimit = 100 << 20;
+  size_t sent = 0;
+  bool stalled = false;
+  while (sent < kLimit) {
+    const ssize_t n = c->SendSome(std::string_view(ping).substr(sent % ping.size()));
+    ASSERT_GE(n, 0) << "send: " << strerror(errno);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (!c->WaitWritable(absl::Seconds(1))) {
+      stalled = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(stalled) << "the server read " << sent << " bytes of pings it could not answer";
+  EXPECT_LT(sent, size_t{8} << 20);
+  // Reading again, the client gets a pong for every ping it sent.
+  std::thread writer([&] {
+    EXPECT_TRUE(c->SendAll(
+        std::string_view(ping).substr(sent % ping.size() == 0 ? ping.size() : sent % ping.size()),
+        absl::Seconds(30)));
+  });
+  const size_t pings = (sent + ping.size() - 1) / ping.size();
+  size_t pongs = 0;
+  while (pongs < pings) {
+    auto f = c->ReadFrame();
+    ASSERT_TRUE(f.has_value()) << pongs << " of " << pings << " pongs";
+    ASSERT_EQ(f->opcode, kPong);
+    ++pongs;
+  }
+  writer.join();
+}
+
+// Bytes the client sent in the same write as its upgrade request belong to the
+// WebSocket: a ping and a subscribe right behind the request are answered.
+TEST_F(WsServerTest, FramesSentWithTheUpgradeAreRead) {
+  Start();
+  auto c = RawClient::Connect(server_->port(), 1 << 20,
+                              MaskedFrame(kPing, "early") +
+                                  MaskedFrame(kText, R"({"op":"subscribe","channels":["early"]})"));
+  ASSERT_NE(c, nullptr);
+  auto pong = c->ReadFrame();
+  ASSERT_TRUE(pong.has_value());
+  EXPECT_EQ(pong->opcode, kPong);
+  EXPECT_EQ(pong->payload, "early");
+  auto s = c->ReadOp("subscribed");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ((*s)["channel"], "early");
+}
+
 TEST_F(WsServerTest, FloodCloses1008) {
   WsOptions o = Defaults();
   o.max_client_frames_per_sec = 5;
@@ -937,6 +1080,46 @@ TEST_F(WsServerTest, SlowReaderIsDisconnectedUnderThatPolicy) {
   ASSERT_TRUE(WaitFor([&] { return server_->session_count() == 1; }));
   ASSERT_OK(fast->Barrier());
   EXPECT_EQ(redis_.NumSub("firehose"), 1);
+}
+
+// Under --slow_consumer=disconnect the hub drops the socket at once: it leaves the
+// subscriber count then, not once its close handshake ends, and when the client reads
+// again it gets the slow_consumer error and the 1008 close frame.
+TEST_F(WsServerTest, SlowConsumerLeavesTheHubAtOnceAndGets1008) {
+  WsOptions o = Defaults();
+  o.subscriber.max_queued_messages = 50;
+  o.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  o.handshake_timeout = absl::Seconds(60);  // the close deadline: far
+  Start(o);
+  auto slow = Client();
+  auto fast = Client();
+  ASSERT_NE(slow, nullptr);
+  ASSERT_NE(fast, nullptr);
+  Subscribe(*slow, "firehose");
+  Subscribe(*fast, "firehose");
+  const std::string payload(16 << 10, 'p');
+  int expected = 1;
+  for (int round = 0; round < 40 && hub_->Stats().subscribers == 2; ++round) {
+    for (int i = 0; i < 25; ++i) ASSERT_GE(redis_.Publish("firehose", payload), 1);
+    for (int i = 0; i < 25; ++i, ++expected) {
+      auto m = fast->Read();
+      ASSERT_TRUE(m.ok()) << m.status();
+      ASSERT_EQ((*m)["seq"], expected);
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return hub_->Stats().subscribers == 1; }, absl::Seconds(5)));
+  bool told = false;
+  while (true) {
+    auto m = slow->Read(absl::Seconds(20));
+    if (!m.ok()) break;
+    if ((*m)["op"] == "error") {
+      EXPECT_EQ((*m)["code"], "slow_consumer");
+      told = true;
+    }
+  }
+  EXPECT_TRUE(told);
+  EXPECT_EQ(slow->close_code(), 1008) << slow->last_error();
+  ASSERT_OK(fast->Barrier());
 }
 
 // A client that sends without reading cannot make the server buffer replies without

@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "bridge/app/metrics.h"
 #include "bridge/common/log.h"
+#include "bridge/common/protobuf_log.h"
 
 namespace bridge {
 namespace {
@@ -18,6 +19,20 @@ namespace {
 constexpr const char* kHealthNames[] = {"", "bridge.v1.Bridge"};
 
 int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+// Takes the reflection plugin out of one builder. Registering the plugin is process-wide
+// (InitProtoReflectionServerBuilderPlugin), so a server without reflection removes it
+// from its own builder's plugins instead.
+class WithoutReflection : public ::grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(::grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<::grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const std::unique_ptr<::grpc::ServerBuilderPlugin>& plugin) {
+      return dynamic_cast<::grpc::reflection::ProtoServerReflectionPlugin*>(plugin.get()) !=
+             nullptr;
+    });
+  }
+};
 
 }  // namespace
 
@@ -51,11 +66,14 @@ absl::Status App::Start() {
   service_ =
       std::make_unique<grpc_frontend::BridgeService>(hub_.get(), options_.subscriber, access_);
 
+  // Before gRPC's threads start, which may log through protobuf.
+  RouteProtobufLogs();
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.grpc_addr, ::grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(service_.get());
+  if (false && !options_.grpc_reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.grpc_keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                              Millis(options_.grpc_keepalive_timeout));

@@ -77,7 +77,11 @@ void Reconnector::OnReady() {
   failures_ = 0;
   last_logged_error_.clear();
   SetStat([](ReconnectorStats& s) { s.connected = true; });
-  if (on_ready_) on_ready_();
+  if (!on_ready_) return;
+  // Held apart while it runs: the owner may Stop us from it, which drops the handlers.
+  ReadyHandler on_ready = std::move(on_ready_);
+  on_ready();
+  if (!stopped_) on_ready_ = std::move(on_ready);
 }
 
 void Reconnector::OnClosed(absl::Status status) {
@@ -107,7 +111,12 @@ void Reconnector::OnClosed(absl::Status status) {
       s.last_error_at = now;
       s.connected = false;
     });
-    if (on_lost_) on_lost_(status);
+    if (on_lost_) {
+      // Held apart while it runs, as on_ready is.
+      LostHandler on_lost = std::move(on_lost_);
+      on_lost(status);
+      if (!stopped_) on_lost_ = std::move(on_lost);
+    }
   } else {
     ++failures_;
     ++backoff_;

@@ -40,7 +40,8 @@ struct ReconnectorStats {
 // knows what the connection carries (SubscriberConnection, Publisher).
 //
 // Owned by one part and shared with its own queued handlers. Every method but Stats()
-// runs on the strand; the owner's handlers are called from it, never after Stop().
+// runs on the strand; the owner's handlers are called from it, never after Stop(), which
+// they may call.
 class Reconnector : public std::enable_shared_from_this<Reconnector> {
  public:
   using ReadyHandler = absl::AnyInvocable<void()>;

@@ -42,7 +42,10 @@ class ReconnectorTest : public ::testing::Test {
     for (std::thread& t : threads_) t.join();
   }
 
-  void Start(const std::string& url) {
+  // With `stop_on_lost`, the lost handler stops the reconnector, then reads its own
+  // capture, which is large enough to live on the heap (so ASan sees a handler freed
+  // while it runs).
+  void Start(const std::string& url, bool stop_on_lost = false) {
     absl::StatusOr<RedisUrl> parsed = RedisUrl::Parse(url);
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     RedisUpstreamOptions options;
@@ -56,9 +59,10 @@ class ReconnectorTest : public ::testing::Test {
             absl::MutexLock lock(&mu_);
             ++ready_;
           },
-          [this](const absl::Status& status) {
+          [this, stop_on_lost, note = std::string(200, 'x')](const absl::Status& status) {
+            if (stop_on_lost) reconnector_->Stop();
             absl::MutexLock lock(&mu_);
-            lost_.push_back(status);
+            lost_.push_back(stop_on_lost ? absl::Status(status.code(), note) : status);
           });
     });
   }
@@ -177,6 +181,21 @@ TEST_F(ReconnectorTest, StopClosesAndNothingIsReportedAfter) {
     EXPECT_EQ(reconnector_->context(), nullptr);
   });
   EXPECT_EQ(lost_count(), 0u);
+  EXPECT_EQ(ready(), 1);
+  EXPECT_EQ(reconnector_->Stats().connect_failures, 0u);
+}
+
+TEST_F(ReconnectorTest, TheLostHandlerMayStopIt) {
+  RedisServer server;
+  Start(server.url(), /*stop_on_lost=*/true);
+  ASSERT_TRUE(AwaitReady(1));
+  server.Kill();
+  std::optional<absl::Status> lost = AwaitLost(1);
+  ASSERT_TRUE(lost.has_value());
+  EXPECT_EQ(lost->message(), std::string(200, 'x'));
+  server.Start();
+  // Stopped: no retry, so no attempt fails and none succeeds.
+  OnStrand([&] { EXPECT_EQ(reconnector_->context(), nullptr); });
   EXPECT_EQ(ready(), 1);
   EXPECT_EQ(reconnector_->Stats().connect_failures, 0u);
 }

@@ -858,6 +858,27 @@ TEST_F(WsServerTest, PingFloodMeetsBackPressure) {
   writer.join();
 }
 
+// Clients that send a frame and reset the connection at once: the server's reply finds
+// the socket reset, and the session ends there. Nothing reads the socket after the
+// server closed it (which logged "read: Bad file descriptor" once per such client).
+TEST_F(WsServerTest, ResetSocketsEndWithoutReadingAClosedSocket) {
+  Start();
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 50; ++i) {
+    auto c = RawClient::Connect(server_->port(), 1 << 20);
+    ASSERT_NE(c, nullptr);
+    std::string frames;
+    for (int j = 0; j < 20; ++j) frames += MaskedFrame(kText, R"({"op":"ping"})");
+    ASSERT_TRUE(c->SendAll(frames, absl::Seconds(10)));
+    // A close with a zero linger time is a reset.
+    linger reset{1, 0};
+    setsockopt(c->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  }
+  EXPECT_TRUE(WaitFor([&] { return server_->session_objects() == 0; }));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log.find("Bad file descriptor"), std::string::npos) << log;
+}
+
 // Bytes the client sent in the same write as its upgrade request belong to the
 // WebSocket: a ping and a subscribe right behind the request are answered.
 TEST_F(WsServerTest, FramesSentWithTheUpgradeAreRead) {

@@ -65,6 +65,13 @@ ABSL_FLAG(std::string, slow_consumer, EnvOr<std::string>("BRIDGE_SLOW_CONSUMER",
 ABSL_FLAG(size_t, max_subscriptions, EnvOr<size_t>("BRIDGE_MAX_SUBSCRIPTIONS", 1024),
           "Most channels plus patterns one gRPC Subscribe may name (env "
           "BRIDGE_MAX_SUBSCRIPTIONS)");
+ABSL_FLAG(size_t, max_topics, EnvOr<size_t>("BRIDGE_MAX_TOPICS", 100000),
+          "Most channels plus patterns the server holds in Redis, over all clients; a "
+          "subscribe that would add one past it is refused (gRPC RESOURCE_EXHAUSTED, "
+          "WebSocket too_many_topics) (env BRIDGE_MAX_TOPICS)");
+ABSL_FLAG(bool, grpc_reflection, EnvOr<bool>("BRIDGE_GRPC_REFLECTION", true),
+          "Serve gRPC server reflection (grpcurl list); it needs no token, so turn it off "
+          "to keep the API's description from clients (env BRIDGE_GRPC_REFLECTION)");
 ABSL_FLAG(size_t, max_channel_length, EnvOr<size_t>("BRIDGE_MAX_CHANNEL_LENGTH", 256),
           "Longest channel or pattern name, in bytes (env BRIDGE_MAX_CHANNEL_LENGTH)");
 ABSL_FLAG(size_t, max_payload_bytes, EnvOr<size_t>("BRIDGE_MAX_PAYLOAD_BYTES", 1 << 20),
@@ -196,6 +203,8 @@ int main(int argc, char** argv) {
   }
   options.subscriber.max_topics = absl::GetFlag(FLAGS_max_subscriptions);
   options.hub.max_topic_length = absl::GetFlag(FLAGS_max_channel_length);
+  options.hub.max_topics = absl::GetFlag(FLAGS_max_topics);
+  options.grpc_reflection = absl::GetFlag(FLAGS_grpc_reflection);
   options.hub.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
   options.grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
   options.grpc_keepalive_timeout = absl::GetFlag(FLAGS_grpc_keepalive_timeout);

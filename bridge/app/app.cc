@@ -73,7 +73,7 @@ absl::Status App::Start() {
   ::grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.grpc_addr, ::grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(service_.get());
-  if (false && !options_.grpc_reflection) builder.SetOption(std::make_unique<WithoutReflection>());
+  if (!options_.grpc_reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options_.grpc_keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                              Millis(options_.grpc_keepalive_timeout));

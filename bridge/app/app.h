@@ -30,6 +30,9 @@ struct AppOptions {
   hub::SubscriberOptions subscriber;
   // host:port; port 0 picks a free one (see App::grpc_port).
   std::string grpc_addr = "0.0.0.0:50051";
+  // gRPC server reflection (what `grpcurl list` reads). Off hides the API's description
+  // from clients, which an access file alone does not: reflection needs no token.
+  bool grpc_reflection = true;
   // HTTP/2 keepalive pings to idle clients, and how long to wait for the answer.
   absl::Duration grpc_keepalive_time = absl::Seconds(30);
   absl::Duration grpc_keepalive_timeout = absl::Seconds(10);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "bridge/common/log.h"
 
@@ -12,6 +13,9 @@ namespace {
 void AddNotify(std::shared_ptr<Sink> sink, std::vector<std::shared_ptr<Sink>>* notify) {
   if (sink != nullptr) notify->push_back(std::move(sink));
 }
+
+// Marks the status of Subscribe past HubOptions::max_topics.
+constexpr absl::string_view kTooManyTopicsPayload = "bridge.hub/too_many_topics";
 
 }  // namespace
 
@@ -46,6 +50,10 @@ absl::Status Hub::ValidateName(std::string_view what, std::string_view name) con
   return absl::OkStatus();
 }
 
+bool Hub::IsTooManyTopics(const absl::Status& status) {
+  return status.GetPayload(kTooManyTopicsPayload).has_value();
+}
+
 absl::StatusOr<std::shared_ptr<Subscriber>> Hub::Connect(std::shared_ptr<Sink> sink,
                                                          const SubscriberOptions& options) {
   auto s = std::make_shared<Subscriber>(std::move(sink), options, &totals_);
@@ -76,15 +84,29 @@ absl::Status Hub::Subscribe(const std::shared_ptr<Subscriber>& subscriber,
     for (const auto& c : channels) topics.push_back(Topic::Channel(c));
     for (const auto& p : patterns) topics.push_back(Topic::Pattern(p));
     size_t added = 0;
+    // Of those, the topics no subscriber holds yet: each would be a new Redis subscription.
+    size_t created = 0;
     absl::flat_hash_set<Topic> seen;
     for (const auto& t : topics) {
-      if (!subscriber->topics().contains(t) && seen.insert(t).second) ++added;
+      if (!subscriber->topics().contains(t) && seen.insert(t).second) {
+        ++added;
+        if (Find(t) == nullptr) ++created;
+      }
     }
     const size_t limit = subscriber->options().max_topics;
     if (subscriber->topics().size() + added > limit) {
       return absl::ResourceExhaustedError(
           absl::StrFormat("too many subscriptions: %d held, %d more asked, the limit is %d",
                           subscriber->topics().size(), added, limit));
+    }
+    const size_t held = channels_.size() + patterns_.size();
+    if (created > 0 && held + created > options_.max_topics) {
+      absl::Status st = absl::ResourceExhaustedError(absl::StrFormat(
+          "too many topics on this server: it holds %d channels and patterns, %d more asked, "
+          "the limit is %d",
+          held, created, options_.max_topics));
+      st.SetPayload(kTooManyTopicsPayload, absl::Cord());
+      return st;
     }
     for (const auto& t : topics) Join(subscriber, t, &fx);
   }

@@ -28,6 +28,9 @@ struct HubOptions {
   size_t max_topic_length = 256;
   // Largest payload Publish accepts, in bytes.
   size_t max_payload_bytes = 1 << 20;
+  // Most channels plus patterns the hub holds (one Redis subscription each), whoever asks:
+  // a Subscribe that would create a topic past it is refused (see IsTooManyTopics).
+  size_t max_topics = 100000;
   // Called, with no lock held, each time Healthy() changes.
   std::function<void(bool healthy)> on_health_change;
 };
@@ -70,7 +73,8 @@ class Hub : public UpstreamListener {
                                                       const SubscriberOptions& options)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Adds channels and patterns, all or none: INVALID_ARGUMENT for a bad name,
-  // RESOURCE_EXHAUSTED past SubscriberOptions::max_topics. Each new topic yields a
+  // RESOURCE_EXHAUSTED past SubscriberOptions::max_topics, or past HubOptions::max_topics
+  // (then IsTooManyTopics holds; topics already held may still be joined). Each new topic yields a
   // Subscribed event once the upstream confirmed it (at once when already live); a
   // topic already held yields one again.
   absl::Status Subscribe(const std::shared_ptr<Subscriber>& subscriber,
@@ -96,6 +100,11 @@ class Hub : public UpstreamListener {
 
   // Checks a channel or pattern name against the limits.
   absl::Status ValidateName(std::string_view what, std::string_view name) const;
+
+  // Whether Subscribe refused because the hub holds HubOptions::max_topics topics, not
+  // because the subscriber holds its own limit: both are RESOURCE_EXHAUSTED, and a front
+  // end may tell its client which (the WebSocket's too_many_topics).
+  static bool IsTooManyTopics(const absl::Status& status);
 
   // UpstreamListener.
   void OnUpstreamConnected(uint64_t epoch) override ABSL_LOCKS_EXCLUDED(mu_);

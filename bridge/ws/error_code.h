@@ -20,6 +20,7 @@ enum class ErrorCode {
   kSlowConsumer,          // the client read too slowly; the socket closes (1008)
   kUnavailable,           // the server cannot serve the request right now
   kForbidden,             // the token, or Redis (an ACL), does not allow a channel or pattern
+  kTooManyTopics,         // the server holds its limit of channels plus patterns (--max_topics)
 };
 
 constexpr std::string_view ErrorCodeName(ErrorCode code) {
@@ -48,6 +49,8 @@ constexpr std::string_view ErrorCodeName(ErrorCode code) {
       return "unavailable";
     case ErrorCode::kForbidden:
       return "forbidden";
+    case ErrorCode::kTooManyTopics:
+      return "too_many_topics";
   }
   return "unknown";
 }

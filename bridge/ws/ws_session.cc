@@ -277,7 +277,9 @@ void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::st
     case absl::StatusCode::kInvalidArgument:
       return SendError(ErrorCode::kBadChannel, st.message());
     case absl::StatusCode::kResourceExhausted:
-      return SendError(ErrorCode::kTooManySubscriptions, st.message());
+      return SendError(hub::Hub::IsTooManyTopics(st) ? ErrorCode::kTooManyTopics
+                                                     : ErrorCode::kTooManySubscriptions,
+                       st.message());
     default:
       return SendError(ErrorCode::kUnavailable, st.message());
   }

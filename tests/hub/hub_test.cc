@@ -390,6 +390,51 @@ TEST_F(HubTest, BadNamesAndLimitsAreRefusedWhole) {
   EXPECT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
 }
 
+// The process-wide bound: a Subscribe that would create topics past HubOptions::max_topics
+// is refused whole, whoever asks, and says so apart from the per-subscriber limit; topics
+// that exist already may still be joined, and a freed one makes room.
+TEST(HubTopicCapTest, NewTopicsPastTheServersLimitAreRefused) {
+  FakeUpstream upstream;
+  HubOptions options;
+  options.max_topics = 3;
+  Hub hub(options, &upstream);
+  upstream.Connect(1);
+  auto connect = [&] {
+    auto s = hub.Connect(std::make_shared<CountingSink>(), SubscriberOptions{});
+    EXPECT_TRUE(s.ok());
+    return *s;
+  };
+  auto first = connect(), second = connect();
+  ASSERT_TRUE(hub.Subscribe(first, {"a", "b"}, {}).ok());
+  const absl::Status past = hub.Subscribe(second, {"c"}, {"d*"});
+  EXPECT_EQ(past.code(), absl::StatusCode::kResourceExhausted) << past;
+  EXPECT_TRUE(Hub::IsTooManyTopics(past)) << past;
+  EXPECT_EQ(past.message(),
+            "too many topics on this server: it holds 2 channels and patterns, 2 more asked, "
+            "the limit is 3");
+  EXPECT_EQ(upstream.subscribe_calls(), 2) << "nothing of a refused request reaches Redis";
+  // Held topics cost nothing new.
+  ASSERT_TRUE(hub.Subscribe(second, {"a", "b", "c"}, {}).ok());
+  EXPECT_EQ(hub.Stats().topics(), 3u);
+  EXPECT_TRUE(Hub::IsTooManyTopics(hub.Subscribe(first, {}, {"d*"})));
+  // The per-subscriber limit is not this one.
+  SubscriberOptions one;
+  one.max_topics = 1;
+  auto small = hub.Connect(std::make_shared<CountingSink>(), one);
+  ASSERT_TRUE(small.ok());
+  const absl::Status own = hub.Subscribe(*small, {"a", "b"}, {});
+  EXPECT_EQ(own.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(Hub::IsTooManyTopics(own));
+  // Once no one holds "c" and Redis confirmed its unsubscribe, there is room again.
+  upstream.ConfirmAll();
+  hub.Unsubscribe(second, {"c"}, {});
+  upstream.ConfirmAll();
+  EXPECT_TRUE(hub.Subscribe(first, {}, {"d*"}).ok());
+  hub.Disconnect(first);
+  hub.Disconnect(second);
+  hub.Disconnect(*small);
+}
+
 TEST_F(HubTest, UnsubscribePurgesQueuedMessages) {
   auto s = NewSubscriber();
   ASSERT_TRUE(hub_.Subscribe(s, {"a", "b"}, {}).ok());

@@ -84,6 +84,11 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_timeout,
           EnvOr<absl::Duration>("BRIDGE_GRPC_KEEPALIVE_TIMEOUT", absl::Seconds(10)),
           "A gRPC peer that does not answer a keepalive ping within this is dropped (env "
           "BRIDGE_GRPC_KEEPALIVE_TIMEOUT)");
+ABSL_FLAG(absl::Duration, grpc_self_check_interval,
+          EnvOr<absl::Duration>("BRIDGE_GRPC_SELF_CHECK_INTERVAL", absl::Seconds(10)),
+          "How often Bridge connects to its own gRPC port to see that it still accepts; when "
+          "it does not, health says NOT_SERVING and bridge_grpc_accepting is 0; 0 for never "
+          "(env BRIDGE_GRPC_SELF_CHECK_INTERVAL)");
 ABSL_FLAG(std::string, ws_addr, EnvOr<std::string>("BRIDGE_WS_ADDR", "0.0.0.0:8080"),
           "WebSocket and HTTP (/ws, /healthz, the web page) listen address, host:port; empty "
           "for none (env BRIDGE_WS_ADDR)");
@@ -208,6 +213,7 @@ int main(int argc, char** argv) {
   options.hub.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
   options.grpc_keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
   options.grpc_keepalive_timeout = absl::GetFlag(FLAGS_grpc_keepalive_timeout);
+  options.grpc_self_check_interval = absl::GetFlag(FLAGS_grpc_self_check_interval);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.ws.address = absl::GetFlag(FLAGS_ws_addr);
   options.ws.threads = absl::GetFlag(FLAGS_ws_threads);

@@ -1,11 +1,13 @@
 #include "bridge/app/app.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "bridge/app/metrics.h"
@@ -91,9 +93,10 @@ absl::Status App::Start() {
   }
   {
     absl::MutexLock lock(&mu_);
-    for (const char* name : kHealthNames) {
-      grpc_server_->GetHealthCheckService()->SetServingStatus(name, healthy_);
-    }
+    PublishServingStatus();
+  }
+  if (options_.grpc_self_check_interval > absl::ZeroDuration()) {
+    self_check_thread_ = std::thread([this] { SelfCheckLoop(); });
   }
   if (!options_.ws.address.empty()) {
     ws::WsOptions ws_options = options_.ws;
@@ -110,6 +113,10 @@ absl::Status App::Start() {
 std::string App::MetricsText() const {
   MetricsSnapshot m;
   m.healthy = hub_->Healthy();
+  {
+    absl::MutexLock lock(&mu_);
+    m.grpc_accepting = grpc_accepting_;
+  }
   m.hub = hub_->Stats();
   m.redis = upstream_->Stats();
   m.grpc_streams = service_->open_streams();
@@ -122,8 +129,69 @@ void App::OnHealthChange(bool healthy) {
   absl::MutexLock lock(&mu_);
   healthy_ = healthy;
   if (grpc_server_ == nullptr || stopped_) return;
+  PublishServingStatus();
+}
+
+void App::PublishServingStatus() {
+  // Clients on connections already open still hear NOT_SERVING when new ones are not
+  // accepted.
   for (const char* name : kHealthNames) {
-    grpc_server_->GetHealthCheckService()->SetServingStatus(name, healthy);
+    grpc_server_->GetHealthCheckService()->SetServingStatus(name, healthy_ && grpc_accepting_);
+  }
+}
+
+bool App::GrpcAnswersNewConnection() {
+  ::grpc::ChannelArguments args;
+  // A connection of its own, not one shared with an earlier check.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  ::grpc::GenericStub stub(::grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", grpc_port_),
+                                                       ::grpc::InsecureChannelCredentials(), args));
+  ::grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  context.set_wait_for_ready(true);
+  // An empty HealthCheckRequest (the server as a whole): one empty slice, as a default
+  // ByteBuffer is no message at all.
+  const ::grpc::Slice empty;
+  const ::grpc::ByteBuffer request(&empty, 1);
+  ::grpc::ByteBuffer response;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return true;
+    self_check_call_ = &context;
+  }
+  absl::Notification done;
+  ::grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &request,
+                 &response, [&](::grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  {
+    absl::MutexLock lock(&mu_);
+    self_check_call_ = nullptr;
+  }
+  // Any answer, NOT_SERVING included, means the connection was accepted.
+  return status.error_code() != ::grpc::StatusCode::DEADLINE_EXCEEDED &&
+         status.error_code() != ::grpc::StatusCode::UNAVAILABLE;
+}
+
+void App::SelfCheckLoop() {
+  while (!stop_self_check_.WaitForNotificationWithTimeout(options_.grpc_self_check_interval)) {
+    const bool accepting = GrpcAnswersNewConnection();
+    absl::MutexLock lock(&mu_);
+    if (stopped_ || accepting == grpc_accepting_) continue;
+    grpc_accepting_ = accepting;
+    if (accepting) {
+      BRIDGE_LOG(Info, "gRPC: port %d accepts connections again", grpc_port_);
+    } else {
+      BRIDGE_LOG(Error,
+                 "gRPC: a new connection to port %d got no answer within 5 s: the listener may "
+                 "have stopped accepting (out of descriptors?); health says NOT_SERVING, "
+                 "restart Bridge",
+                 grpc_port_);
+    }
+    PublishServingStatus();
   }
 }
 
@@ -133,7 +201,11 @@ void App::Shutdown() {
     if (!started_ || stopped_) return;
     stopped_ = true;
     if (grpc_server_ != nullptr) grpc_server_->GetHealthCheckService()->Shutdown();
+    // Its callback takes no lock.
+    if (self_check_call_ != nullptr) self_check_call_->TryCancel();
   }
+  stop_self_check_.Notify();
+  if (self_check_thread_.joinable()) self_check_thread_.join();
   const absl::Duration grace = options_.shutdown_grace;
   BRIDGE_LOG(Info, "shutting down (grace %s)", absl::FormatDuration(grace));
   const absl::Time deadline = absl::Now() + grace;

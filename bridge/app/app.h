@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bridge/auth/access.h"
 #include "bridge/grpc/bridge_service.h"
@@ -47,6 +48,10 @@ struct AppOptions {
   // The access file (tokens and what each may subscribe to and publish to); empty: every
   // client may do everything.
   std::string access_file;
+  // How often Bridge opens a new connection to its own gRPC port and asks its health
+  // service, to notice a gRPC listener that stopped accepting (gRPC 1.51 gives up after
+  // one failed accept, e.g. out of descriptors); zero: never.
+  absl::Duration grpc_self_check_interval = absl::Seconds(10);
   // How long Shutdown waits for streams to finish before cancelling them. WebSocket close
   // handshakes get at most half of it; the gRPC drain what they leave, and at least half.
   absl::Duration shutdown_grace = absl::Seconds(5);
@@ -79,6 +84,11 @@ class App {
 
  private:
   void OnHealthChange(bool healthy) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs on self_check_thread_ until Shutdown: the check every grpc_self_check_interval.
+  void SelfCheckLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether a Health/Check over a new connection got an answer.
+  bool GrpcAnswersNewConnection() ABSL_LOCKS_EXCLUDED(mu_);
+  void PublishServingStatus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AppOptions options_;
   auth::Access access_;
@@ -91,9 +101,15 @@ class App {
   std::unique_ptr<::grpc::Server> grpc_server_;
   std::unique_ptr<ws::WsServer> ws_server_;
   int grpc_port_ = 0;
+  std::thread self_check_thread_;
+  absl::Notification stop_self_check_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool healthy_ ABSL_GUARDED_BY(mu_) = false;
+  // False once a self check found the gRPC port not accepting.
+  bool grpc_accepting_ ABSL_GUARDED_BY(mu_) = true;
+  // The self check's call in flight, which Shutdown cancels.
+  ::grpc::ClientContext* self_check_call_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };

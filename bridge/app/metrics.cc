@@ -22,6 +22,10 @@ std::string PrometheusText(const MetricsSnapshot& m) {
   std::string out;
   Metric(&out, "bridge_healthy", "gauge",
          "1 while Redis is connected and every subscription is live.", {{"", m.healthy}});
+  Metric(&out, "bridge_grpc_accepting", "gauge",
+         "0 once a new connection to the gRPC port went unanswered (its listener stopped "
+         "accepting: restart).",
+         {{"", m.grpc_accepting}});
   Metric(&out, "bridge_redis_connected", "gauge", "Whether each connection to Redis is up.",
          {{"{connection=\"subscriber\"}", m.redis.subscriber_connected},
           {"{connection=\"publisher\"}", m.redis.publisher_connected}});

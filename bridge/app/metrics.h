@@ -13,6 +13,8 @@ namespace bridge {
 // What /metrics reports, gathered by App from its parts at each request.
 struct MetricsSnapshot {
   bool healthy = false;
+  // False once a self check found the gRPC port not accepting new connections.
+  bool grpc_accepting = true;
   hub::HubStats hub;
   redis::RedisUpstreamStats redis;
   size_t grpc_streams = 0;

@@ -235,6 +235,39 @@ TEST(BridgeProcessTest, HttpConnectionsCannotStarveGrpcOfDescriptors) {
   std::remove(log.c_str());
 }
 
+// A cap set above the descriptor limit lets the HTTP port starve gRPC as before; the
+// self check then says so, in /metrics and in the health service.
+TEST(BridgeProcessTest, SelfCheckReportsAGrpcPortThatStoppedAccepting) {
+  RedisServer redis;
+  const int grpc_port = FreePort();
+  const int ws_port = FreePort();
+  const std::string log = absl::StrCat(::testing::TempDir(), "/selfcheck-", getpid(), ".log");
+  const pid_t pid =
+      Spawn({absl::StrCat("--grpc_addr=127.0.0.1:", grpc_port),
+             absl::StrCat("--ws_addr=127.0.0.1:", ws_port), "--redis=" + redis.url(),
+             "--ws_max_connections=1000", "--ws_max_connections_per_ip=0"},
+            {"BRIDGE_SCHED_BATCH=false", "BRIDGE_GRPC_SELF_CHECK_INTERVAL=200ms"}, log, 128);
+  ChildGuard guard(pid);
+  ASSERT_TRUE(WaitFor([&] { return PublishOnce(grpc_port, "warmup").ok(); })) << ReadFile(log);
+  std::vector<int> held;
+  for (int i = 0; i < 140; ++i) {
+    const int fd = ConnectTcp(ws_port);
+    if (fd >= 0) held.push_back(fd);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(log).find("listener may have stopped accepting") != std::string::npos;
+  })) << ReadFile(log);
+  for (int fd : held) ::close(fd);
+  std::string metrics;
+  EXPECT_TRUE(WaitFor([&] {
+    metrics = HttpGet(ws_port, "/metrics");
+    return MetricValue(metrics, "bridge_grpc_accepting") == 0;
+  })) << metrics;
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);
+  std::remove(log.c_str());
+}
+
 // --ws_max_connections_per_ip (here from its variable): the fourth connection from one
 // address is closed at once and counted; one closed makes room again.
 TEST(BridgeProcessTest, ConnectionsPerAddressAreCapped) {
@@ -278,7 +311,7 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
         "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
         "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--sched_batch",
         "--log_level", "--access_file", "--ws_max_connections", "--ws_max_connections_per_ip",
-        "BRIDGE_WS_MAX_CONNECTIONS_PER_IP"}) {
+        "BRIDGE_WS_MAX_CONNECTIONS_PER_IP", "--grpc_self_check_interval"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);

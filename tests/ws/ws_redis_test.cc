@@ -203,7 +203,13 @@ TEST_F(WsRedisTest, MetricsCountSubscribersTopicsAndDeliveries) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(a->ReadOp("message").ok());
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(b->ReadOp("message").ok());
 
-  auto r = HttpGet(app_->ws_port(), "/metrics");
+  // The hub counts a message's deliveries once it has queued it for every subscriber,
+  // so a reader may have it before the count does: the counters settle soon after.
+  absl::StatusOr<testing::HttpReply> r;
+  EXPECT_TRUE(WaitFor([&] {
+    r = HttpGet(app_->ws_port(), "/metrics");
+    return r.ok() && r->body.find("bridge_deliveries_total 12\n") != std::string::npos;
+  }));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->content_type, "text/plain; version=0.0.4; charset=utf-8");

@@ -3,12 +3,17 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "bridge/app/app.h"
 #include "tests/integration/grpc_client.h"
 #include "tests/support/redis_server.h"
@@ -123,6 +128,59 @@ TEST(ReflectionTest, OffByOptionOnByDefault) {
   st = ListServices(Connect(without->grpc_port()), &listed);
   EXPECT_EQ(st.error_code(), ::grpc::StatusCode::UNIMPLEMENTED) << st.error_message();
   EXPECT_EQ(listed, "");
+}
+
+// The flags themselves, on the real binary: BRIDGE_MAX_TOPICS from the environment and
+// --grpc_reflection=false on the command line.
+TEST(CapsFlagsTest, TheBinaryTakesMaxTopicsAndGrpcReflection) {
+  RedisServer redis;
+  const int grpc_port = FreePort();
+  const std::string grpc_addr = absl::StrCat("--grpc_addr=127.0.0.1:", grpc_port);
+  const std::string redis_flag = "--redis=" + redis.url();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("BRIDGE_MAX_TOPICS", "1", 1);
+    std::string bin = BRIDGE_BINARY;
+    std::vector<std::string> args = {bin, grpc_addr, redis_flag,
+                                     "--ws_addr=", "--grpc_reflection=false"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  auto channel = Connect(grpc_port);
+  auto stub = v1::Bridge::NewStub(channel);
+  auto publish = [&] {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    v1::PublishRequest request;
+    request.set_channel("warmup");
+    v1::PublishResponse response;
+    return stub->Publish(&ctx, request, &response).ok();
+  };
+  EXPECT_TRUE(WaitFor(publish));
+
+  StreamReader holder(channel, Channels({"a"}));
+  EXPECT_TRUE(holder.WaitSubscribed(1));
+  StreamReader refused(channel, Channels({"b"}));
+  const ::grpc::Status st = refused.WaitForEnd();
+  EXPECT_EQ(st.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "the limit is 1")) << st.error_message();
+
+  std::string listed;
+  EXPECT_EQ(ListServices(channel, &listed).error_code(), ::grpc::StatusCode::UNIMPLEMENTED);
+
+  holder.Cancel();
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  const bool exited = WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; });
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  EXPECT_TRUE(exited);
 }
 
 }  // namespace

@@ -131,7 +131,6 @@ void Publisher::DoReset(const std::string& why) {
   if (!reconnector_->ready()) return;
   auto pending = std::move(pending_);
   pending_.clear();
-  resets_.fetch_add(1, std::memory_order_relaxed);
   // Answered first, so that the null-reply callbacks run by the drop find nothing pending.
   for (auto& [id, publish] : pending) {
     publish.done(absl::UnavailableError(absl::StrCat("redis publish connection reset: ", why)));
@@ -139,6 +138,9 @@ void Publisher::DoReset(const std::string& why) {
   // Logs it, once, and reconnects.
   reconnector_->Drop(absl::DeadlineExceededError(
       absl::StrFormat("stalled: %s; dropped with %d more pending", why, pending.size())));
+  // Counted once the drop is in the connection's stats, so that a reader who sees the
+  // reset sees its error too.
+  resets_.fetch_add(1, std::memory_order_release);
 }
 
 absl::Status Publisher::Reserve(size_t bytes) {

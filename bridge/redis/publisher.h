@@ -47,7 +47,7 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   // Publishes answered UNAVAILABLE at once for the in-flight bounds.
   uint64_t publishes_rejected() const { return rejected_.load(std::memory_order_relaxed); }
   // Times the connection was dropped for a publish without a reply in time.
-  uint64_t publish_resets() const { return resets_.load(std::memory_order_relaxed); }
+  uint64_t publish_resets() const { return resets_.load(std::memory_order_acquire); }
 
  private:
   struct PendingPublish {

@@ -444,6 +444,39 @@ TEST_F(RedisUpstreamTest, StalledPublishConnectionIsCappedThenDroppedAndReconnec
   EXPECT_EQ(listener_.Count(Event::kDisconnected), 0);
 }
 
+// Each connection keeps its own error; Stats() reports the later of the two.
+TEST_F(RedisUpstreamTest, LastErrorIsTheMostRecentOfEitherConnection) {
+  PublishResult stalled;
+  absl::Cleanup stop = [this] {
+    if (upstream_) upstream_->Stop();
+  };
+  RedisServer server;
+  RedisUpstreamOptions options = Options(server.url());
+  options.publish_timeout = absl::Milliseconds(300);
+  StartUpstream(options);
+  ASSERT_NE(listener_.AwaitConnected(), 0u);
+  // Both connections lose Redis: each records UNAVAILABLE.
+  server.Kill();
+  ASSERT_TRUE(listener_.Await(0, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  server.Start();
+  ASSERT_NE(listener_.AwaitConnected(1), 0u);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+  EXPECT_TRUE(absl::StartsWith(upstream_->Stats().last_error, "UNAVAILABLE"))
+      << upstream_->Stats().last_error;
+
+  // Then only the publish connection fails: its error is the latest.
+  const pid_t pid = RedisPid(server);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  absl::Cleanup resume = [pid] { ::kill(pid, SIGCONT); };
+  upstream_->Publish("c", "p", stalled.Callback());
+  EXPECT_EQ(stalled.Await().status().code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().publish_resets == 1; }, kWait));
+  const RedisUpstreamStats stats = upstream_->Stats();
+  EXPECT_TRUE(absl::StartsWith(stats.last_error, "DEADLINE_EXCEEDED: stalled")) << stats.last_error;
+  EXPECT_TRUE(stats.subscriber_connected);
+}
+
 TEST_F(RedisUpstreamTest, PublishBytesInFlightAreCapped) {
   PublishResult big, small, again;
   absl::Cleanup stop = [this] {

@@ -311,7 +311,8 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
         "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
         "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--sched_batch",
         "--log_level", "--access_file", "--ws_max_connections", "--ws_max_connections_per_ip",
-        "BRIDGE_WS_MAX_CONNECTIONS_PER_IP", "--grpc_self_check_interval"}) {
+        "BRIDGE_WS_MAX_CONNECTIONS_PER_IP", "--grpc_self_check_interval", "--max_topics",
+        "BRIDGE_MAX_TOPICS", "--grpc_reflection", "BRIDGE_GRPC_REFLECTION"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);

@@ -83,7 +83,9 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   st = hub->Subscribe(subscriber, {request.channels().begin(), request.channels().end()},
                       {request.patterns().begin(), request.patterns().end()});
   if (!st.ok()) {
-    BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
+    // Without the payload that marks the hub's topic limit (Hub::IsTooManyTopics).
+    BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(),
+               st.ToString(absl::StatusToStringMode::kWithNoExtraData));
     absl::MutexLock lock(&reactor->mu_);
     reactor->FinishLocked(ToGrpcStatus(st));
   }

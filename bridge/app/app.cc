@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "bridge/app/metrics.h"
+#include "bridge/common/grpc_log.h"
 #include "bridge/common/log.h"
 #include "bridge/common/protobuf_log.h"
 
@@ -68,8 +69,9 @@ absl::Status App::Start() {
   service_ =
       std::make_unique<grpc_frontend::BridgeService>(hub_.get(), options_.subscriber, access_);
 
-  // Before gRPC's threads start, which may log through protobuf.
+  // Before gRPC's threads start, which may log.
   RouteProtobufLogs();
+  RouteGrpcLogs();
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;

@@ -38,10 +38,11 @@ void Log(LogRateLimiter& source, LogLevel level, const absl::FormatSpec<Args...>
 // Logs a line (printf-style, checked at compile time). Each call site has its own
 // LogRateLimiter: at most 10 lines every 10 s, so that a line written per refused call or
 // per reset socket cannot flood the log.
-#define BRIDGE_LOG(level, ...)                                                   \
-  do {                                                                           \
-    static ::bridge::LogRateLimiter bridge_log_source;                           \
-    ::bridge::Log(bridge_log_source, ::bridge::LogLevel::k##level, __VA_ARGS__); \
+#define BRIDGE_LOG(level, ...)                                                          \
+  do {                                                                                  \
+    /* Never destroyed: threads may still log while the process exits. */               \
+    static ::bridge::LogRateLimiter& bridge_log_source = *new ::bridge::LogRateLimiter; \
+    ::bridge::Log(bridge_log_source, ::bridge::LogLevel::k##level, __VA_ARGS__);        \
   } while (false)
 
 #endif  // BRIDGE_COMMON_LOG_H_

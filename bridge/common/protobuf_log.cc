@@ -13,7 +13,7 @@ void OnProtobufLog(google::protobuf::LogLevel level, const char* filename, int l
                    const std::string& message) {
   // One source for every line of libprotobuf: they come from a handful of places, all
   // driven by what clients send.
-  static LogRateLimiter source;
+  static LogRateLimiter& source = *new LogRateLimiter;  // Never destroyed, as in BRIDGE_LOG.
   LogLevel ours = LogLevel::kError;
   if (level == google::protobuf::LOGLEVEL_INFO) ours = LogLevel::kInfo;
   if (level == google::protobuf::LOGLEVEL_WARNING) ours = LogLevel::kWarning;

@@ -440,8 +440,10 @@ void WsSession::OnHubClosed() {
     SendError(ErrorCode::kSlowConsumer, st.message());
     BeginClose(websocket::close_code::policy_error, "slow consumer");
     // Dropped by the hub now, not once the close handshake of a socket that may not
-    // drain for long has ended: its queue and its place in the subscriber count go.
-    return LeaveHub();
+    // drain for long has ended: its queue and its place in the subscriber count (the
+    // server's sessions) go. The close deadline still ends it; a shutdown before that
+    // ends it with its loop.
+    return ReleaseHub();
   }
   BeginClose(websocket::close_code::going_away, "server shutting down");
 }

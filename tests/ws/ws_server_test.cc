@@ -1129,6 +1129,8 @@ TEST_F(WsServerTest, SlowConsumerLeavesTheHubAtOnceAndGets1008) {
     }
   }
   ASSERT_TRUE(WaitFor([&] { return hub_->Stats().subscribers == 1; }, absl::Seconds(5)));
+  // The WebSocket count (bridge_subscribers{frontend="websocket"}) with it.
+  EXPECT_EQ(server_->session_count(), 1u);
   bool told = false;
   while (true) {
     auto m = slow->Read(absl::Seconds(20));

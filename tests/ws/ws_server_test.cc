@@ -1145,6 +1145,32 @@ TEST_F(WsServerTest, SlowConsumerLeavesTheHubAtOnceAndGets1008) {
   ASSERT_OK(fast->Barrier());
 }
 
+// A slow consumer dropped by the hub is no longer among the server's sessions while its
+// close waits for a socket that does not drain: a shutdown then neither waits for it nor
+// leaves it behind its loop.
+TEST_F(WsServerTest, ShutdownEndsADroppedSlowConsumerStillClosing) {
+  WsOptions o = Defaults();
+  o.subscriber.max_queued_messages = 50;
+  o.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  o.handshake_timeout = absl::Seconds(60);
+  Start(o);
+  auto slow = SmallBufferedClient(SO_SNDBUF);
+  ASSERT_NE(slow, nullptr);
+  ASSERT_TRUE(slow->SendFrame(kText, R"({"op":"subscribe","channels":["firehose"]})"));
+  ASSERT_TRUE(slow->ReadOp("subscribed").has_value());
+  const std::string payload(16 << 10, 'p');
+  for (int i = 0; i < 200 && hub_->Stats().subscribers == 1; ++i) {
+    ASSERT_GE(redis_.Publish("firehose", payload), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return hub_->Stats().subscribers == 0; }));
+  EXPECT_EQ(server_->session_count(), 0u);
+  EXPECT_EQ(server_->session_objects(), 1u);  // closing, behind a full socket
+  const absl::Time start = absl::Now();
+  server_->Shutdown(absl::Seconds(5));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  server_.reset();  // the loops, and the session with them
+}
+
 // A client that sends without reading cannot make the server buffer replies without
 // bound: once the server's socket is full it reads no more frames (an unsubscribe of
 // 256 names is 256 replies), so the client's own sends stall in TCP. When the client

@@ -100,9 +100,10 @@ class CoalescingStream {
   // ones after the HTTP upgrade request): the first reads return them.
   void set_read_ahead(std::string bytes) { read_ahead_ = std::move(bytes); }
 
-  // Beast reads through here, its own pongs' pings included: while the socket is full
-  // no read starts (it waits for the socket to drain), so that a peer that sends without
-  // reading meets TCP back-pressure instead of the pongs Beast queues for it piling up.
+  // Every read of Beast's comes through here, those of the pings it answers by itself
+  // included: while the socket is full no read starts (it waits for the socket to drain),
+  // so that a peer that sends without reading meets TCP back-pressure instead of Beast's
+  // pongs piling up here.
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(

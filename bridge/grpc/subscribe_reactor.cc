@@ -2,12 +2,12 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "bridge/common/burst.h"
 #include "bridge/common/log.h"
 #include "bridge/grpc/call_access.h"
 #include "bridge/grpc/event_codec.h"
 #include "bridge/grpc/status_util.h"
+#include "bridge/redis/subscribe_refused.h"
 #include "bridge/v1/bridge.grpc.pb.h"
 
 namespace bridge::grpc_frontend {
@@ -168,10 +168,7 @@ bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
   if (batch_[batch_next_].type == hub::Event::Type::kRefused) {
     // A stream subscribes all its topics or none: one refused ends it.
     const hub::Topic& topic = batch_[batch_next_].topic;
-    FinishLocked(::grpc::Status(
-        ::grpc::StatusCode::PERMISSION_DENIED,
-        absl::StrCat("redis refused to subscribe ", topic.is_pattern() ? "pattern " : "channel ",
-                     topic.name, " (its ACL for bridge does not allow it)")));
+    FinishLocked(ToGrpcStatus(redis::SubscribeRefusedError(topic)));
     return false;
   }
   in_flight_ = std::move(batch_[batch_next_++]);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "bridge/redis/subscribe_refused.h"
 
 namespace bridge::ws {
 namespace {
@@ -177,9 +178,7 @@ std::string ForbiddenFrame(const hub::Topic& topic, std::string_view message) {
 }
 
 std::string RefusedFrame(const hub::Topic& topic) {
-  return ForbiddenFrame(topic, absl::StrCat("redis refused to subscribe ",
-                                            topic.is_pattern() ? "pattern " : "channel ",
-                                            topic.name, " (its ACL for bridge does not allow it)"));
+  return ForbiddenFrame(topic, std::string(redis::SubscribeRefusedError(topic).message()));
 }
 
 std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_view request) {

@@ -328,12 +328,14 @@ void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_vi
   auto message = std::make_shared<const Message>(std::string(channel),
                                                  topic.is_pattern() ? topic.name : std::string(),
                                                  std::string(payload), seq);
+  // Counted before any subscriber can see the message, so that a client that read it
+  // finds it counted in /metrics. One writer, like fanouts_started_: no
+  // read-modify-write needed.
+  deliveries_.store(deliveries_.load(std::memory_order_relaxed) + targets->size(),
+                    std::memory_order_relaxed);
   targets->ForEach([&](const std::shared_ptr<Subscriber>& s) {
     if (auto sink = s->PushMessage(message, fanout)) sink->OnReady();
   });
-  // One writer, like fanouts_started_: no read-modify-write needed.
-  deliveries_.store(deliveries_.load(std::memory_order_relaxed) + targets->size(),
-                    std::memory_order_relaxed);
   fanouts_done_.store(fanout, std::memory_order_release);
 }
 

@@ -104,6 +104,7 @@ absl::Status App::Start() {
     ws::WsOptions ws_options = options_.ws;
     ws_options.subscriber = options_.subscriber;
     ws_options.metrics = [this] { return MetricsText(); };
+    ws_options.health_problem = [this] { return HealthProblem(); };
     ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get(), access_);
     if (absl::Status st = ws_server_->Start(); !st.ok()) return st;
   }
@@ -125,6 +126,13 @@ std::string App::MetricsText() const {
   m.websockets = ws_server_ == nullptr ? 0 : ws_server_->session_count();
   if (ws_server_ != nullptr) m.http_connections = ws_server_->connection_stats();
   return PrometheusText(m);
+}
+
+std::string App::HealthProblem() const {
+  if (!hub_->Healthy()) return "redis unavailable";
+  absl::MutexLock lock(&mu_);
+  if (!grpc_accepting_) return "the gRPC port stopped accepting connections";
+  return {};
 }
 
 void App::OnHealthChange(bool healthy) {

@@ -86,6 +86,8 @@ class App {
   void OnHealthChange(bool healthy) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs on self_check_thread_ until Shutdown: the check every grpc_self_check_interval.
   void SelfCheckLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Why /healthz answers 503, empty when it answers 200.
+  std::string HealthProblem() const ABSL_LOCKS_EXCLUDED(mu_);
   // Whether a Health/Check over a new connection got an answer.
   bool GrpcAnswersNewConnection() ABSL_LOCKS_EXCLUDED(mu_);
   void PublishServingStatus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

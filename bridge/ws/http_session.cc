@@ -25,6 +25,12 @@ namespace http = boost::beast::http;
 constexpr std::uint32_t kMaxHeaderBytes = 8 << 10;
 constexpr std::uint64_t kMaxBodyBytes = 1 << 10;
 
+// What GET /healthz reports: the owner's view when it gave one, else the hub's.
+std::string HealthProblem(const ServerState& state) {
+  if (state.options().health_problem) return state.options().health_problem();
+  return state.hub()->Healthy() ? std::string() : std::string("redis unavailable");
+}
+
 }  // namespace
 
 HttpSession::HttpSession(asio::ip::tcp::socket&& socket, std::shared_ptr<ServerState> state,
@@ -136,10 +142,10 @@ HttpSession::Response HttpSession::Answer(const Request& request) const {
   } else if (target->path == "/healthz") {
     if (!readable) {
       refuse_method();
-    } else if (state_->hub()->Healthy()) {
+    } else if (std::string problem = HealthProblem(*state_); problem.empty()) {
       text(http::status::ok, "ok\n");
     } else {
-      text(http::status::service_unavailable, "redis unavailable\n");
+      text(http::status::service_unavailable, problem + "\n");
     }
     res.set(http::field::cache_control, "no-store");
   } else if (target->path == "/metrics" && state_->options().metrics) {

@@ -49,6 +49,10 @@ struct WsOptions {
   // The text served at GET /metrics (Prometheus' text format); none: /metrics is 404.
   // Called on an I/O thread for each request.
   std::function<std::string()> metrics;
+  // Why the process is unhealthy, empty when it is healthy: GET /healthz answers 503 with
+  // it, else 200. Called on an I/O thread for each request; none: the hub's Redis state
+  // alone decides.
+  std::function<std::string()> health_problem;
   // Queue bounds and slow-consumer policy of each socket's hub subscriber (the same as
   // gRPC streams get); max_topics is replaced by max_subscriptions.
   hub::SubscriberOptions subscriber;

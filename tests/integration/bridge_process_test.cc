@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,6 +34,8 @@ pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>
             const std::string& log = "", rlim_t max_fds = 0) {
   pid_t pid = ::fork();
   if (pid == 0) {
+    // Dies with the test, even one that crashed.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (max_fds > 0) {
       const rlimit limit{max_fds, max_fds};
       ::setrlimit(RLIMIT_NOFILE, &limit);
@@ -254,17 +257,31 @@ TEST(BridgeProcessTest, SelfCheckReportsAGrpcPortThatStoppedAccepting) {
     const int fd = ConnectTcp(ws_port);
     if (fd >= 0) held.push_back(fd);
   }
+  // The process is out of descriptors once its HTTP listener says so; a connection to the
+  // gRPC port then meets EMFILE in gRPC's acceptor, which gives up for good.
   ASSERT_TRUE(WaitFor([&] {
-    return ReadFile(log).find("listener may have stopped accepting") != std::string::npos;
+    return ReadFile(log).find("websocket listener: accept:") != std::string::npos;
   })) << ReadFile(log);
+  const int grpc_fd = ConnectTcp(grpc_port);
+  ASSERT_GE(grpc_fd, 0);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("accept4") != std::string::npos; }))
+      << ReadFile(log);
   for (int fd : held) ::close(fd);
+  ::close(grpc_fd);
+  // With descriptors to spare again, the check's own connection is never accepted.
   std::string metrics;
   EXPECT_TRUE(WaitFor([&] {
     metrics = HttpGet(ws_port, "/metrics");
     return MetricValue(metrics, "bridge_grpc_accepting") == 0;
   })) << metrics;
+  EXPECT_NE(ReadFile(log).find("listener may have stopped accepting"), std::string::npos)
+      << ReadFile(log);
+  const std::string health = HttpGet(ws_port, "/healthz");
+  EXPECT_NE(health.find("503"), std::string::npos) << health;
+  EXPECT_NE(health.find("the gRPC port stopped accepting connections"), std::string::npos)
+      << health;
   ::kill(pid, SIGTERM);
-  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0) << ReadFile(log);
   std::remove(log.c_str());
 }
 
@@ -306,13 +323,28 @@ TEST(BridgeProcessTest, ConnectionsPerAddressAreCapped) {
 TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
   int code = 0;
   const std::string help = RunCommand(absl::StrCat(BRIDGE_BINARY, " --help 2>&1"), &code);
-  for (const char* flag :
-       {"--redis", "--grpc_addr", "--max_queued_messages", "--max_queued_bytes", "--slow_consumer",
-        "--max_subscriptions", "--max_channel_length", "--max_payload_bytes",
-        "--grpc_keepalive_time", "--grpc_keepalive_timeout", "--shutdown_grace", "--sched_batch",
-        "--log_level", "--access_file", "--ws_max_connections", "--ws_max_connections_per_ip",
-        "BRIDGE_WS_MAX_CONNECTIONS_PER_IP", "--grpc_self_check_interval", "--max_topics",
-        "BRIDGE_MAX_TOPICS", "--grpc_reflection", "BRIDGE_GRPC_REFLECTION"}) {
+  for (const char* flag : {"--redis",
+                           "--grpc_addr",
+                           "--max_queued_messages",
+                           "--max_queued_bytes",
+                           "--slow_consumer",
+                           "--max_subscriptions",
+                           "--max_channel_length",
+                           "--max_payload_bytes",
+                           "--grpc_keepalive_time",
+                           "--grpc_keepalive_timeout",
+                           "--shutdown_grace",
+                           "--sched_batch",
+                           "--log_level",
+                           "--access_file",
+                           "--ws_max_connections",
+                           "--ws_max_connections_per_ip",
+                           "BRIDGE_WS_MAX_CONNECTIONS_PER_IP",
+                           "--grpc_self_check_interval",
+                           "--max_topics",
+                           "BRIDGE_MAX_TOPICS",
+                           "--grpc_reflection",
+                           "BRIDGE_GRPC_REFLECTION"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);

@@ -1,9 +1,11 @@
 #include "tests/support/redis_server.h"
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +79,14 @@ void RedisServer::Start() {
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // Dies with the test, even one that crashed, and holds none of its output pipes: an
+    // orphan holding ctest's pipe would keep ctest waiting.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, STDOUT_FILENO);
+      ::dup2(devnull, STDERR_FILENO);
+    }
     ::execlp("redis-server", "redis-server", conf_path.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }

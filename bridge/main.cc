@@ -49,6 +49,11 @@ T EnvOr(const char* name, T fallback) {
 ABSL_FLAG(std::string, redis, EnvOr<std::string>("BRIDGE_REDIS", "redis://127.0.0.1:6379"),
           "Redis to bridge: redis://[user:password@]host:port[/db], or the path of a Unix "
           "socket (env BRIDGE_REDIS)");
+ABSL_FLAG(absl::Duration, publish_key_window,
+          EnvOr<absl::Duration>("BRIDGE_PUBLISH_KEY_WINDOW", absl::Minutes(10)),
+          "How long Redis remembers a publish's idempotency_key: a publish with the key of "
+          "one made on the same channel within it is not sent again (env "
+          "BRIDGE_PUBLISH_KEY_WINDOW)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
 ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
@@ -101,8 +106,7 @@ ABSL_FLAG(size_t, ws_max_connections, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS",
           "Most open HTTP/WebSocket connections; more are closed as soon as accepted. 0: 3/4 "
           "of the open-file limit, leaving room for gRPC and Redis (env "
           "BRIDGE_WS_MAX_CONNECTIONS)");
-ABSL_FLAG(size_t, ws_max_connections_per_ip,
-          EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
+ABSL_FLAG(size_t, ws_max_connections_per_ip, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
           "Most open HTTP/WebSocket connections from one client address; 0 for no cap (env "
           "BRIDGE_WS_MAX_CONNECTIONS_PER_IP)");
 ABSL_FLAG(size_t, ws_max_subscriptions, EnvOr<size_t>("BRIDGE_WS_MAX_SUBSCRIPTIONS", 256),
@@ -194,6 +198,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.redis.url = absl::GetFlag(FLAGS_redis);
+  options.redis.publish_key_window = absl::GetFlag(FLAGS_publish_key_window);
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options.subscriber.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);

@@ -63,6 +63,7 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
   }
   // The request is this call's own: its bytes move on rather than being copied.
   hub_->Publish(std::move(*request->mutable_channel()), std::move(*request->mutable_payload()),
+                std::move(*request->mutable_idempotency_key()),
                 [reactor, raw_response, peer](absl::StatusOr<int64_t> receivers) {
                   if (!receivers.ok()) {
                     if (receivers.status().code() != absl::StatusCode::kUnavailable) {
@@ -72,7 +73,11 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
                     return reactor->Finish(ToGrpcStatus(receivers.status()));
                   }
                   v1::PublishResponse response;
-                  response.set_receivers(*receivers);
+                  if (*receivers == hub::Upstream::kAlreadyPublished) {
+                    response.set_duplicate(true);
+                  } else {
+                    response.set_receivers(*receivers);
+                  }
                   bool own_buffer = false;
                   ::grpc::Status st = ::grpc::SerializationTraits<v1::PublishResponse>::Serialize(
                       response, raw_response, &own_buffer);

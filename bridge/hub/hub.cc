@@ -340,12 +340,25 @@ void Hub::OnMessage(const Topic& topic, std::string_view channel, std::string_vi
 }
 
 void Hub::Publish(std::string channel, std::string payload, Upstream::PublishCallback done) {
+  Publish(std::move(channel), std::move(payload), std::string(), std::move(done));
+}
+
+void Hub::Publish(std::string channel, std::string payload, std::string key,
+                  Upstream::PublishCallback done) {
   if (absl::Status st = ValidateName("channel", channel); !st.ok()) return done(st);
   if (payload.size() > options_.max_payload_bytes) {
     return done(absl::ResourceExhaustedError(absl::StrFormat(
         "payload is %d bytes, the limit is %d", payload.size(), options_.max_payload_bytes)));
   }
-  upstream_->Publish(std::move(channel), std::move(payload), std::move(done));
+  if (key.empty())
+    return upstream_->Publish(std::move(channel), std::move(payload), std::move(done));
+  if (key.size() > Upstream::kMaxPublishKeyBytes) {
+    return done(
+        absl::InvalidArgumentError(absl::StrFormat("idempotency key is %d bytes, the limit is %d",
+                                                   key.size(), Upstream::kMaxPublishKeyBytes)));
+  }
+  upstream_->PublishWithKey(std::move(channel), std::move(payload), std::move(key),
+                            std::move(done));
 }
 
 void Hub::Shutdown() {

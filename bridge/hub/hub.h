@@ -89,6 +89,10 @@ class Hub : public UpstreamListener {
 
   // Publishes through the upstream; `done` gets the receiver count or an error.
   void Publish(std::string channel, std::string payload, Upstream::PublishCallback done);
+  // The same with an idempotency key (Upstream::PublishWithKey); an empty key publishes as
+  // above. INVALID_ARGUMENT for a key over Upstream::kMaxPublishKeyBytes.
+  void Publish(std::string channel, std::string payload, std::string key,
+               Upstream::PublishCallback done);
 
   // Closes every subscriber with UNAVAILABLE and refuses new ones.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);

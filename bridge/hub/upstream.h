@@ -1,6 +1,7 @@
 #ifndef BRIDGE_HUB_UPSTREAM_H_
 #define BRIDGE_HUB_UPSTREAM_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -54,6 +55,23 @@ class Upstream {
   // Publishes; `done` runs exactly once, on any thread, with the number of receivers
   // or an error (UNAVAILABLE at once while disconnected).
   virtual void Publish(std::string channel, std::string payload, PublishCallback done) = 0;
+
+  // What a keyed publish's `done` gets instead of a receiver count when it was not sent.
+  static constexpr int64_t kAlreadyPublished = -1;
+  // The longest key PublishWithKey takes.
+  static constexpr size_t kMaxPublishKeyBytes = 256;
+  // Publishes unless a publish on `channel` with the same `key` (not empty) was made
+  // within the upstream's key window, by this process or any other on the same broker;
+  // then `done` gets kAlreadyPublished and nothing is sent. A client that retries a
+  // publish whose outcome it does not know (DEADLINE_EXCEEDED) with the same key gets it
+  // delivered once. An upstream that cannot honour keys answers UNIMPLEMENTED.
+  virtual void PublishWithKey(std::string channel, std::string payload, std::string key,
+                              PublishCallback done) {
+    (void)channel;
+    (void)payload;
+    (void)key;
+    done(absl::UnimplementedError("this upstream cannot honour publish keys"));
+  }
 };
 
 }  // namespace bridge::hub

@@ -1,16 +1,28 @@
 #include "bridge/redis/publisher.h"
 
+#include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
+#include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "bridge/common/log.h"
 
 namespace bridge::redis {
+namespace {
+
+// A keyed publish, atomic on Redis: the key is set (for the window, in ms) only if it was
+// not, and then the message is published; else -1, and nothing is.
+constexpr const char* kPublishOnceScript =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then "
+    "return redis.call('PUBLISH', ARGV[2], ARGV[3]) end return -1";
+
+}  // namespace
 
 Publisher::Publisher(Strand strand, RedisUrl url, const RedisUpstreamOptions& options)
     : strand_(strand),
@@ -41,7 +53,7 @@ void Publisher::Stop() {
   ready_.store(false, std::memory_order_release);
 }
 
-void Publisher::Publish(std::string channel, std::string payload,
+void Publisher::Publish(std::string channel, std::string payload, std::string key,
                         hub::Upstream::PublishCallback done) {
   // Fails fast from the caller's thread; the strand checks again.
   if (stopping_.load(std::memory_order_acquire)) {
@@ -52,7 +64,7 @@ void Publisher::Publish(std::string channel, std::string payload,
   }
   // Reserved here, on the caller's thread, so that publishes still queued for the strand
   // count too: a Redis that stops reading must not make us buffer without bound.
-  const size_t bytes = channel.size() + payload.size();
+  const size_t bytes = channel.size() + payload.size() + key.size();
   if (absl::Status reserved = Reserve(bytes); !reserved.ok()) return done(reserved);
   hub::Upstream::PublishCallback release_then_done =
       [self = shared_from_this(), bytes,
@@ -60,22 +72,42 @@ void Publisher::Publish(std::string channel, std::string payload,
         self->Release(bytes);
         done(std::move(receivers));
       };
-  boost::asio::post(strand_,
-                    [self = shared_from_this(), channel = std::move(channel),
-                     payload = std::move(payload), done = std::move(release_then_done)]() mutable {
-                      self->DoPublish(channel, payload, std::move(done));
-                    });
+  boost::asio::post(strand_, [self = shared_from_this(), channel = std::move(channel),
+                              payload = std::move(payload), key = std::move(key),
+                              done = std::move(release_then_done)]() mutable {
+    self->DoPublish(channel, payload, key, std::move(done));
+  });
 }
 
 void Publisher::DoPublish(const std::string& channel, const std::string& payload,
-                          hub::Upstream::PublishCallback done) {
+                          const std::string& key, hub::Upstream::PublishCallback done) {
   if (stopped_) return done(absl::UnavailableError("redis upstream shutting down"));
   redisAsyncContext* context = reconnector_->context();
   if (context == nullptr) return done(absl::UnavailableError("redis publish connection is down"));
   const uint64_t id = ++last_publish_id_;
   auto* call = new PublishCall{this, id};
-  if (redisAsyncCommand(context, &Publisher::OnReply, call, "PUBLISH %b %b", channel.data(),
-                        channel.size(), payload.data(), payload.size()) != REDIS_OK) {
+  int sent;
+  if (key.empty()) {
+    sent = redisAsyncCommand(context, &Publisher::OnReply, call, "PUBLISH %b %b", channel.data(),
+                             channel.size(), payload.data(), payload.size());
+  } else {
+    // The channel's length first, so that no other channel and key make the same name.
+    const std::string redis_key =
+        absl::StrCat("bridge:published:", channel.size(), ":", channel, ":", key);
+    const std::string window_ms =
+        absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.publish_key_window)));
+    const char* argv[] = {"EVAL",           kPublishOnceScript, "1",           redis_key.data(),
+                          window_ms.data(), channel.data(),     payload.data()};
+    const size_t argvlen[] = {4,
+                              std::strlen(kPublishOnceScript),
+                              1,
+                              redis_key.size(),
+                              window_ms.size(),
+                              channel.size(),
+                              payload.size()};
+    sent = redisAsyncCommandArgv(context, &Publisher::OnReply, call, 7, argv, argvlen);
+  }
+  if (sent != REDIS_OK) {
     delete call;
     return done(absl::UnavailableError("redis publish connection is closing"));
   }
@@ -102,10 +134,17 @@ void Publisher::OnReplied(uint64_t id, const redisReply* reply) {
   if (reply == nullptr) {
     return done(absl::UnavailableError("redis publish connection lost before the reply"));
   }
-  if (reply->type == REDIS_REPLY_INTEGER) return done(static_cast<int64_t>(reply->integer));
+  if (reply->type == REDIS_REPLY_INTEGER) {
+    return done(reply->integer < 0 ? hub::Upstream::kAlreadyPublished
+                                   : static_cast<int64_t>(reply->integer));
+  }
   if (reply->type == REDIS_REPLY_ERROR) {
-    return done(
-        absl::InternalError(absl::StrCat("redis PUBLISH: ", std::string(reply->str, reply->len))));
+    const std::string error(reply->str, reply->len);
+    // An ACL without EVAL or the key refuses keyed publishes alone: the caller's to fix.
+    if (absl::StartsWith(error, "NOPERM")) {
+      return done(absl::PermissionDeniedError(absl::StrCat("redis PUBLISH: ", error)));
+    }
+    return done(absl::InternalError(absl::StrCat("redis PUBLISH: ", error)));
   }
   done(absl::InternalError(absl::StrCat("redis PUBLISH: unexpected reply type ", reply->type)));
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -39,7 +40,14 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   void Start();
   void Stop();
 
-  void Publish(std::string channel, std::string payload, hub::Upstream::PublishCallback done);
+  void Publish(std::string channel, std::string payload, hub::Upstream::PublishCallback done) {
+    Publish(std::move(channel), std::move(payload), std::string(), std::move(done));
+  }
+  // With a `key` (not empty), publishes at most once per channel and key within
+  // options.publish_key_window: one script on Redis sets the key and publishes, or
+  // answers hub::Upstream::kAlreadyPublished when the key is already set.
+  void Publish(std::string channel, std::string payload, std::string key,
+               hub::Upstream::PublishCallback done);
 
   // True while the connection is ready.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
@@ -62,7 +70,7 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
     uint64_t id;
   };
 
-  void DoPublish(const std::string& channel, const std::string& payload,
+  void DoPublish(const std::string& channel, const std::string& payload, const std::string& key,
                  hub::Upstream::PublishCallback done);
   static void OnReply(redisAsyncContext* context, void* reply, void* privdata);
   void OnReplied(uint64_t id, const redisReply* reply);

@@ -27,6 +27,9 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
   if (options.max_publishes_in_flight <= 0 || options.max_publish_bytes_in_flight == 0) {
     return absl::InvalidArgumentError("redis options: publish in-flight limits must be positive");
   }
+  if (options.publish_key_window < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError("--publish_key_window must be at least 1ms");
+  }
   Strand strand = boost::asio::make_strand(io);
   return std::unique_ptr<RedisUpstream>(
       new RedisUpstream(options, url->Redacted(), io, strand,
@@ -105,6 +108,11 @@ void RedisUpstream::Unsubscribe(const hub::Topic& topic, uint64_t epoch) {
 
 void RedisUpstream::Publish(std::string channel, std::string payload, PublishCallback done) {
   publisher_->Publish(std::move(channel), std::move(payload), std::move(done));
+}
+
+void RedisUpstream::PublishWithKey(std::string channel, std::string payload, std::string key,
+                                   PublishCallback done) {
+  publisher_->Publish(std::move(channel), std::move(payload), std::move(key), std::move(done));
 }
 
 bool RedisUpstream::connected() const { return publisher_->ready(); }

@@ -51,6 +51,8 @@ class RedisUpstream : public hub::Upstream {
   void Subscribe(const hub::Topic& topic, uint64_t epoch) override;
   void Unsubscribe(const hub::Topic& topic, uint64_t epoch) override;
   void Publish(std::string channel, std::string payload, PublishCallback done) override;
+  void PublishWithKey(std::string channel, std::string payload, std::string key,
+                      PublishCallback done) override;
 
   // True while the publish connection is ready.
   bool connected() const;

@@ -31,6 +31,9 @@ struct RedisUpstreamOptions {
   // past either bound a publish answers UNAVAILABLE at once. A single publish larger than
   // the byte bound is still accepted when no other is in flight.
   int max_publishes_in_flight = 1024;
+  // How long Redis remembers a publish's idempotency key: a retry with the same key on the
+  // same channel within it is not published again.
+  absl::Duration publish_key_window = absl::Minutes(10);
   size_t max_publish_bytes_in_flight = size_t{64} << 20;
   // How long a (P)SUBSCRIBE that Redis refused (an ACL without that channel) is refused
   // from memory instead of sent again: each refusal costs the subscriber connection,

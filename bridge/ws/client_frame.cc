@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "bridge/hub/upstream.h"
 #include "nlohmann/json.hpp"
 
 namespace bridge::ws {
@@ -120,6 +121,18 @@ ClientFrame ParsePublish(const Json& frame, const ClientFrameLimits& limits) {
     if (!data_b64->is_string() ||
         !absl::Base64Unescape(data_b64->get_ref<const std::string&>(), &command.payload)) {
       return Error(ErrorCode::kBadField, "\"data_b64\" must be a base64 string");
+    }
+  }
+  if (auto key = frame.find("idempotency_key"); key != frame.end() && !key->is_null()) {
+    if (!key->is_string()) {
+      return Error(ErrorCode::kBadField, "\"idempotency_key\" must be a string");
+    }
+    command.idempotency_key = key->get<std::string>();
+    if (command.idempotency_key.size() > hub::Upstream::kMaxPublishKeyBytes) {
+      return Error(
+          ErrorCode::kBadField,
+          absl::StrFormat("\"idempotency_key\" is %d bytes, the limit is %d",
+                          command.idempotency_key.size(), hub::Upstream::kMaxPublishKeyBytes));
     }
   }
   return command;

@@ -24,6 +24,8 @@ struct PublishCommand {
   std::string channel;
   // Raw bytes: "data" as UTF-8, or "data_b64" decoded.
   std::string payload;
+  // Empty when the frame has none: see hub::Hub::Publish.
+  std::string idempotency_key;
 };
 struct PingCommand {};
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "bridge/hub/upstream.h"
 #include "bridge/redis/subscribe_refused.h"
 
 namespace bridge::ws {
@@ -199,7 +200,11 @@ std::string PongFrame() { return "{\"op\":\"pong\"}"; }
 std::string PublishedFrame(std::string_view channel, int64_t receivers) {
   std::string out = "{\"op\":\"published\",\"channel\":";
   AppendJsonString(&out, channel);
-  absl::StrAppend(&out, ",\"receivers\":", receivers, "}");
+  if (receivers == hub::Upstream::kAlreadyPublished) {
+    out.append(",\"receivers\":0,\"duplicate\":true}");
+  } else {
+    absl::StrAppend(&out, ",\"receivers\":", receivers, "}");
+  }
   return out;
 }
 

@@ -34,7 +34,8 @@ std::string RefusedFrame(const hub::Topic& topic);
 // answers when the client pairs answers with requests ("publish").
 std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_view request = {});
 std::string PongFrame();
-// {"op":"published","channel":..,"receivers":N}.
+// {"op":"published","channel":..,"receivers":N}, or for hub::Upstream::kAlreadyPublished
+// {"op":"published","channel":..,"receivers":0,"duplicate":true}.
 std::string PublishedFrame(std::string_view channel, int64_t receivers);
 
 // RFC 6455 framing of one server-to-client text message: FIN and the text opcode, the

@@ -320,7 +320,7 @@ void WsSession::Publish(PublishCommand command) {
   // shut down: it holds the session weakly and reaches it only through its loop, which
   // drops the answer once stopped.
   state_->hub()->Publish(
-      std::move(command.channel), std::move(command.payload),
+      std::move(command.channel), std::move(command.payload), std::move(command.idempotency_key),
       [loop = loop_->shared_from_this(), session = weak_from_this(), id,
        channel = std::move(channel)](absl::StatusOr<int64_t> receivers) mutable {
         std::string json = receivers.ok() ? PublishedFrame(channel, *receivers)

@@ -15,7 +15,7 @@ constexpr char kUsage[] = R"(bridgectl: command-line client of Bridge (Redis pub
 
 Usage:
   bridgectl subscribe CHANNEL... [--pattern PATTERN]... [--reconnect] [--count N]
-  bridgectl publish CHANNEL [MESSAGE]        (MESSAGE read from standard input if absent)
+  bridgectl publish CHANNEL [MESSAGE] [--key KEY]   (MESSAGE from standard input if absent)
   bridgectl health [--service NAME] [--wait | --watch]
   bridgectl --help
 
@@ -38,6 +38,12 @@ Options (any command):
   --timeout DURATION  Deadline of publish and health, e.g. 500ms, 5s, 1m (default 10s).
   -h, --help          This text.
   --                  Ends the options: for a CHANNEL or MESSAGE that begins with '-'.
+
+publish:
+  --key KEY  An idempotency key (at most 256 bytes): a publish with the key of one made
+             on the same channel within the server's --publish_key_window is not sent
+             again, and prints "already published". Retrying with the same key after a
+             DEADLINE_EXCEEDED or UNAVAILABLE delivers the message once.
 
 subscribe:
   -p, --pattern PATTERN  Also subscribe to a pattern (repeatable).
@@ -165,6 +171,13 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, c
       absl::StatusOr<std::string> v = value();
       if (!v.ok()) return v.status();
       o.patterns.push_back(*v);
+    } else if (name == "--key") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      if (v->empty() || v->size() > 256) {
+        return UsageError("--key must be 1 to 256 bytes");
+      }
+      o.key = *v;
     } else if (name == "--service") {
       absl::StatusOr<std::string> v = value();
       if (!v.ok()) return v.status();
@@ -230,6 +243,7 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, c
   for (absl::Status s : {only_for(!o.patterns.empty(), "--pattern", Command::kSubscribe),
                          only_for(o.reconnect, "--reconnect", Command::kSubscribe),
                          only_for(o.count != 0, "--count", Command::kSubscribe),
+                         only_for(!o.key.empty(), "--key", Command::kPublish),
                          only_for(!o.service.empty(), "--service", Command::kHealth),
                          only_for(o.wait, "--wait", Command::kHealth),
                          only_for(o.watch, "--watch", Command::kHealth)}) {

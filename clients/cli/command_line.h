@@ -34,6 +34,8 @@ struct Options {
   // publish: the message, or nullopt to read it from standard input.
   std::string channel;
   std::optional<std::string> message;
+  // The publish's idempotency key; empty for none.
+  std::string key;
 
   // health
   std::string service;

@@ -157,10 +157,17 @@ std::string EventFormatter::Format(const Event& event) const {
   return "unknown event (bridgectl is older than the server)";
 }
 
-std::string EventFormatter::Published(absl::string_view channel, int64_t receivers) const {
+std::string EventFormatter::Published(absl::string_view channel, int64_t receivers,
+                                      bool duplicate) const {
   if (json_) {
-    return Dump(nlohmann::json{
-        {"op", "published"}, {"channel", std::string(channel)}, {"receivers", receivers}});
+    nlohmann::json json{
+        {"op", "published"}, {"channel", std::string(channel)}, {"receivers", receivers}};
+    if (duplicate) json["duplicate"] = true;
+    return Dump(json);
+  }
+  if (duplicate) {
+    return absl::StrCat("already published to ", Printable(channel),
+                        " with this key: not sent again");
   }
   return absl::StrCat("published to ", Printable(channel), ": ", receivers,
                       receivers == 1 ? " receiver" : " receivers");

@@ -17,7 +17,8 @@ class EventFormatter {
   explicit EventFormatter(bool json) : json_(json) {}
 
   std::string Format(const bridge::v1::Event& event) const;
-  std::string Published(absl::string_view channel, int64_t receivers) const;
+  // `duplicate`: the publish's idempotency key was published already, nothing was sent.
+  std::string Published(absl::string_view channel, int64_t receivers, bool duplicate = false) const;
   std::string Health(absl::string_view service, absl::string_view status) const;
 
   // Escapes a payload for one terminal line: UTF-8 text stays as it is except control

@@ -58,6 +58,7 @@ int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream
                std::ostream& err) {
   bridge::v1::PublishRequest request;
   request.set_channel(options.channel);
+  request.set_idempotency_key(options.key);
   if (options.message) {
     request.set_payload(*options.message);
   } else {
@@ -92,7 +93,9 @@ int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream
     ReportCallError(status, options.token, err);
     return kExitError;
   }
-  out << EventFormatter(options.json).Published(options.channel, response.receivers()) << '\n';
+  out << EventFormatter(options.json)
+             .Published(options.channel, response.receivers(), response.duplicate())
+      << '\n';
   return kExitOk;
 }
 

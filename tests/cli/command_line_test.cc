@@ -141,6 +141,13 @@ TEST(CommandLineTest, HelpWinsEverywhere) {
   EXPECT_EQ(Parse({"help"})->command, Command::kHelp);
 }
 
+TEST(CommandLineTest, PublishTakesAnIdempotencyKey) {
+  absl::StatusOr<Options> o = Parse({"publish", "a", "hi", "--key", "order-7"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->key, "order-7");
+  EXPECT_EQ(Parse({"publish", "a", "hi"})->key, "");
+}
+
 TEST(CommandLineTest, UsageErrors) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {},
@@ -158,6 +165,9 @@ TEST(CommandLineTest, UsageErrors) {
            {"subscribe", "a", "--json=yes"},
            {"subscribe", "a", "--addr"},
            {"subscribe", "a", "--bogus"},
+           {"subscribe", "a", "--key", "k"},
+           {"publish", "a", "--key", ""},
+           {"publish", "a", "--key", std::string(257, 'k')},
        }) {
     absl::StatusOr<Options> o = Parse(args);
     EXPECT_FALSE(o.ok()) << "accepted: " << args.size() << " args";

@@ -78,6 +78,8 @@ TEST(EventFormatterTest, JsonFormMatchesTheWebSocketProtocol) {
             (json{{"op", "gap"}, {"pattern", "a.*"}, {"reason", "slow_consumer"}, {"dropped", 5}}));
   EXPECT_EQ(json::parse(f.Published("a", 2)),
             (json{{"op", "published"}, {"channel", "a"}, {"receivers", 2}}));
+  EXPECT_EQ(json::parse(f.Published("a", 0, true)),
+            (json{{"op", "published"}, {"channel", "a"}, {"receivers", 0}, {"duplicate", true}}));
   EXPECT_EQ(json::parse(f.Health("", "SERVING")), (json{{"service", ""}, {"status", "SERVING"}}));
   // A channel name that is not UTF-8 does not break the line.
   EXPECT_NO_THROW(json::parse(f.Format(Message("\xff", "", "x", 1))));

@@ -63,6 +63,13 @@ def subscribe_publish(stack):
     # A message for nobody: receivers is 0 and it is no error.
     code, out, err = stack.ctl("publish", "elsewhere", "x")
     check(code == 0 and out.strip() == "published to elsewhere: 0 receivers", "publish", out, err)
+    # With a key, a retry is not published again, and says so.
+    code, out, err = stack.ctl("publish", "elsewhere", "once", "--key", "cli-key-1")
+    check(code == 0 and out.strip() == "published to elsewhere: 0 receivers", "keyed", out, err)
+    code, out, err = stack.ctl("publish", "--json", "elsewhere", "once", "--key", "cli-key-1")
+    check(code == 0 and json.loads(out) == {"op": "published", "channel": "elsewhere",
+                                            "receivers": 0, "duplicate": True},
+          "keyed retry", out, err)
 
     sub.signal(signal.SIGINT)
     sub.expect_exit(0)

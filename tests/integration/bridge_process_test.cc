@@ -344,7 +344,9 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
                            "--max_topics",
                            "BRIDGE_MAX_TOPICS",
                            "--grpc_reflection",
-                           "BRIDGE_GRPC_REFLECTION"}) {
+                           "BRIDGE_GRPC_REFLECTION",
+                           "--publish_key_window",
+                           "BRIDGE_PUBLISH_KEY_WINDOW"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);

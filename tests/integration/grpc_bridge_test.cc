@@ -145,6 +145,40 @@ TEST_F(GrpcBridgeTest, PublishRpcAndRedisCliBothReachSubscribers) {
   EXPECT_EQ(events[2].message().payload(), "from-cli");
 }
 
+// A publish with an idempotency key is made once; the retry says so and reaches no one.
+TEST_F(GrpcBridgeTest, PublishWithAnIdempotencyKeyIsMadeOnce) {
+  StartApp();
+  StreamReader r(channel_, Channels({"keyed"}));
+  ASSERT_TRUE(r.WaitSubscribed());
+  auto publish = [&](const std::string& payload, const std::string& key,
+                     v1::PublishResponse* response) {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::PublishRequest req;
+    req.set_channel("keyed");
+    req.set_payload(payload);
+    req.set_idempotency_key(key);
+    return stub_->Publish(&ctx, req, response);
+  };
+  v1::PublishResponse first, retry, other, too_long;
+  ASSERT_TRUE(publish("1", "msg-1", &first).ok());
+  EXPECT_EQ(first.receivers(), 1);
+  EXPECT_FALSE(first.duplicate());
+  ASSERT_TRUE(publish("1", "msg-1", &retry).ok());
+  EXPECT_EQ(retry.receivers(), 0);
+  EXPECT_TRUE(retry.duplicate());
+  ASSERT_TRUE(publish("2", "msg-2", &other).ok());
+  EXPECT_FALSE(other.duplicate());
+  const ::grpc::Status refused = publish("3", std::string(257, 'k'), &too_long);
+  EXPECT_EQ(refused.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "idempotency key"))
+      << refused.error_message();
+  ASSERT_TRUE(r.WaitForEvents(3));
+  const auto events = r.events();
+  ExpectMessages(events, 1, 1, 2);
+  EXPECT_EQ(events.size(), 3u);
+}
+
 TEST_F(GrpcBridgeTest, RedisRestartGivesEverySubscriberAGapThenNewMessages) {
   StartApp();
   std::vector<std::unique_ptr<StreamReader>> readers;

@@ -372,6 +372,78 @@ pid_t RedisPid(const RedisServer& server) {
   return -1;
 }
 
+TEST_F(RedisUpstreamTest, KeyedPublishIsMadeOncePerChannelAndKey) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  upstream_->Subscribe(Topic::Channel("room"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("room")));
+  auto publish = [&](const std::string& channel, const std::string& payload,
+                     const std::string& key) {
+    PublishResult result;
+    upstream_->PublishWithKey(channel, payload, key, result.Callback());
+    return result.Await();
+  };
+  EXPECT_EQ(publish("room", "x", "k1").value_or(-2), 1);
+  EXPECT_EQ(publish("room", "x again", "k1").value_or(-2), hub::Upstream::kAlreadyPublished);
+  EXPECT_EQ(publish("room", "y", "k2").value_or(-2), 1);
+  // The key is the channel's: another channel's k1 is another message.
+  EXPECT_EQ(publish("lobby", "x", "k1").value_or(-2), 0);
+  // Redis forgets the key after the window (10 minutes by default).
+  absl::StatusOr<std::string> ttl = server.Command({"PTTL", "bridge:published:4:room:k1"});
+  ASSERT_TRUE(ttl.ok()) << ttl.status();
+  int64_t ms = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(*ttl, &ms)) << *ttl;
+  EXPECT_GT(ms, 0);
+  EXPECT_LE(ms, absl::ToInt64Milliseconds(absl::Minutes(10)));
+
+  ASSERT_TRUE(listener_.Await(0, [](const Event& e) { return e.payload == "y"; }));
+  int delivered = 0;
+  for (const Event& e : listener_.events()) delivered += e.kind == Event::kMessage;
+  EXPECT_EQ(delivered, 2);
+}
+
+// The review's case: Redis froze, the publish was answered DEADLINE_EXCEEDED, and Redis
+// made it once it resumed. The client's retry with the same key is not made again.
+TEST_F(RedisUpstreamTest, KeyedRetryAfterADeadlineIsDeliveredOnce) {
+  RedisServer server;
+  RedisUpstreamOptions options = Options(server.url());
+  options.publish_timeout = absl::Milliseconds(200);
+  StartUpstream(options);
+  const uint64_t epoch = listener_.AwaitConnected();
+  ASSERT_TRUE(WaitFor([&] { return upstream_->connected(); }, kWait));
+  upstream_->Subscribe(Topic::Channel("orders"), epoch);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("orders")));
+  const pid_t pid = RedisPid(server);
+  ASSERT_GT(pid, 0);
+
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  PublishResult first;
+  upstream_->PublishWithKey("orders", "order 1", "order-1", first.Callback());
+  const absl::Status frozen = first.Await().status();
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  EXPECT_EQ(frozen.code(), absl::StatusCode::kDeadlineExceeded) << frozen;
+
+  // Retried as a client would, until the publish connection is back.
+  absl::StatusOr<int64_t> retry = absl::UnavailableError("not tried");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        PublishResult result;
+        upstream_->PublishWithKey("orders", "order 1", "order-1", result.Callback());
+        retry = result.Await();
+        return retry.status().code() != absl::StatusCode::kUnavailable;
+      },
+      kWait));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(*retry, hub::Upstream::kAlreadyPublished);
+
+  // Everything before the marker has arrived: the order came once.
+  EXPECT_EQ(server.Publish("orders", "marker"), 1);
+  ASSERT_TRUE(listener_.Await(0, [](const Event& e) { return e.payload == "marker"; }));
+  int orders = 0;
+  for (const Event& e : listener_.events()) orders += e.payload == "order 1";
+  EXPECT_EQ(orders, 1);
+}
+
 TEST_F(RedisUpstreamTest, StalledPublishConnectionIsCappedThenDroppedAndReconnected) {
   std::vector<std::unique_ptr<PublishResult>> held;
   PublishResult over, down, after;

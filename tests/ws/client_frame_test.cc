@@ -57,6 +57,23 @@ TEST(ClientFrameTest, PublishBase64) {
   EXPECT_EQ(p->payload, std::string("\x00\xff", 2));
 }
 
+TEST(ClientFrameTest, PublishIdempotencyKey) {
+  ClientFrame f = Parse(R"({"op":"publish","channel":"a","data":"x","idempotency_key":"k-1"})");
+  const auto* p = std::get_if<PublishCommand>(&f);
+  ASSERT_NE(p, nullptr) << CodeOf(f);
+  EXPECT_EQ(p->idempotency_key, "k-1");
+  f = Parse(R"({"op":"publish","channel":"a","data":"x","idempotency_key":null})");
+  p = std::get_if<PublishCommand>(&f);
+  ASSERT_NE(p, nullptr) << CodeOf(f);
+  EXPECT_EQ(p->idempotency_key, "");
+  EXPECT_EQ(CodeOf(Parse(R"({"op":"publish","channel":"a","data":"x","idempotency_key":1})")),
+            "bad_field");
+  const std::string long_key(257, 'k');
+  EXPECT_EQ(CodeOf(Parse(R"({"op":"publish","channel":"a","data":"x","idempotency_key":")" +
+                         long_key + "\"}")),
+            "bad_field");
+}
+
 TEST(ClientFrameTest, Ping) {
   EXPECT_TRUE(std::holds_alternative<PingCommand>(Parse(R"({"op":"ping"})")));
 }

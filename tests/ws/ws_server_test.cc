@@ -969,6 +969,47 @@ TEST_F(WsServerTest, PublishWhenAllowed) {
   EXPECT_EQ((*m)["data_b64"], "AP8=");
 }
 
+// A publish with an idempotency key is made once per channel and key; a retry is answered
+// "duplicate" and reaches no one.
+TEST_F(WsServerTest, PublishWithAKeyIsMadeOnce) {
+  WsOptions o = Defaults();
+  o.allow_publish = true;
+  Start(o);
+  auto reader = Client("/ws?channel=out");
+  ASSERT_NE(reader, nullptr);
+  ASSERT_TRUE(reader->ReadOp("subscribed").ok());
+  auto c = Client();
+  ASSERT_NE(c, nullptr);
+  const std::string key = absl::StrCat("ws-key-", ::getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK(c->SendJson(
+        {{"op", "publish"}, {"channel", "out"}, {"data", "once"}, {"idempotency_key", key}}));
+  }
+  auto p = c->ReadOp("published");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)["receivers"], 1);
+  EXPECT_FALSE(p->contains("duplicate")) << p->dump();
+  p = c->ReadOp("published");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)["receivers"], 0);
+  EXPECT_EQ((*p)["duplicate"], true);
+  ASSERT_OK(
+      c->SendJson({{"op", "publish"}, {"channel", "out"}, {"data", "x"}, {"idempotency_key", 7}}));
+  auto e = c->ReadOp("error");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)["code"], "bad_field");
+  EXPECT_EQ((*e)["request"], "publish");
+  ASSERT_OK(c->SendJson({{"op", "publish"}, {"channel", "out"}, {"data", "after"}}));
+  ASSERT_TRUE(c->ReadOp("published").ok());
+
+  auto m = reader->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "once");
+  m = reader->ReadOp("message");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)["data"], "after");
+}
+
 TEST_F(WsServerTest, IdlePeerIsClosedAndReleased) {
   WsOptions o = Defaults();
   o.ping_interval = absl::Milliseconds(50);

@@ -241,6 +241,11 @@ TEST(BridgeProcessTest, HttpConnectionsCannotStarveGrpcOfDescriptors) {
 // A cap set above the descriptor limit lets the HTTP port starve gRPC as before; the
 // self check then says so, in /metrics and in the health service.
 TEST(BridgeProcessTest, SelfCheckReportsAGrpcPortThatStoppedAccepting) {
+#ifdef BRIDGE_SANITIZE
+  // UBSan checks a virtual call's type through a pipe of its own, which a process out of
+  // descriptors cannot open: it then reports a type error that is not there.
+  GTEST_SKIP() << "needs a process that runs out of descriptors, which UBSan cannot";
+#endif
   RedisServer redis;
   const int grpc_port = FreePort();
   const int ws_port = FreePort();

@@ -49,6 +49,15 @@ T EnvOr(const char* name, T fallback) {
 ABSL_FLAG(std::string, redis, EnvOr<std::string>("BRIDGE_REDIS", "redis://127.0.0.1:6379"),
           "Redis to bridge: redis://[user:password@]host:port[/db], or the path of a Unix "
           "socket (env BRIDGE_REDIS)");
+ABSL_FLAG(absl::Duration, probe_interval,
+          EnvOr<absl::Duration>("BRIDGE_PROBE_INTERVAL", absl::Seconds(1)),
+          "How often Bridge publishes a delivery probe on a private channel (__bridge_probe__:"
+          "<random id>) that its subscriber connection subscribes, to prove that Redis still "
+          "delivers; 0 for no probe (env BRIDGE_PROBE_INTERVAL)");
+ABSL_FLAG(absl::Duration, probe_timeout,
+          EnvOr<absl::Duration>("BRIDGE_PROBE_TIMEOUT", absl::Seconds(3)),
+          "A delivery probe not back within this is lost: health says NOT_SERVING, and the "
+          "subscriber connection is dropped and reconnected (env BRIDGE_PROBE_TIMEOUT)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
 ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
@@ -101,8 +110,7 @@ ABSL_FLAG(size_t, ws_max_connections, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS",
           "Most open HTTP/WebSocket connections; more are closed as soon as accepted. 0: 3/4 "
           "of the open-file limit, leaving room for gRPC and Redis (env "
           "BRIDGE_WS_MAX_CONNECTIONS)");
-ABSL_FLAG(size_t, ws_max_connections_per_ip,
-          EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
+ABSL_FLAG(size_t, ws_max_connections_per_ip, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
           "Most open HTTP/WebSocket connections from one client address; 0 for no cap (env "
           "BRIDGE_WS_MAX_CONNECTIONS_PER_IP)");
 ABSL_FLAG(size_t, ws_max_subscriptions, EnvOr<size_t>("BRIDGE_WS_MAX_SUBSCRIPTIONS", 256),
@@ -194,6 +202,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.redis.url = absl::GetFlag(FLAGS_redis);
+  options.redis.probe_interval = absl::GetFlag(FLAGS_probe_interval);
+  options.redis.probe_timeout = absl::GetFlag(FLAGS_probe_timeout);
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options.subscriber.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);

@@ -549,6 +549,11 @@ TEST(BridgeProcessTest, FrozenRedisFailsTheDeliveryProbeAndHealth) {
       {"BRIDGE_SCHED_BATCH=false", "BRIDGE_PROBE_INTERVAL=200ms", "BRIDGE_PROBE_TIMEOUT=500ms"},
       log);
   ChildGuard guard(pid);
+  // Listening before the gRPC channel's first attempt: a refused one would put it in
+  // gRPC's reconnect backoff for seconds.
+  ASSERT_TRUE(WaitFor([&] {
+    return HttpGet(ws_port, "/healthz").find("200") != std::string::npos;
+  })) << ReadFile(log);
   auto channel = Connect(grpc_port);
   ASSERT_TRUE(WaitFor([&] { return GrpcHealth(channel) == HealthCheckResponse::SERVING; }))
       << ReadFile(log);

@@ -198,8 +198,9 @@ void SubscriberConnection::OnReplied(redisAsyncContext* context, const redisRepl
   const redisReply* name = reply->element[1];
   if ((kind == "message" || kind == "pmessage") && reply->elements >= 3 &&
       IsProbeChannel(ReplyText(reply->element[kind == "message" ? 1 : 2]))) {
-    // A probe, this process' or another Bridge's, matched by a client's pattern: Bridge's
-    // own traffic, which no client sees.
+    // A probe, this process' or another Bridge's, that reached the hub's callback (through
+    // a client's pattern that matches its channel): Bridge's own traffic, which no client
+    // sees.
     return;
   }
   if (kind == "message" && IsString(name) && IsString(reply->element[2])) {

@@ -13,17 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "bridge/redis/asio_hiredis.h"
+#include "bridge/redis/probe_channel.h"
 
 namespace bridge::redis {
-
-// Every probe channel starts with this. Bridge never hands a message on such a channel to
-// the hub (a pattern subscription that matches it included), and refuses to subscribe one
-// for a client, so probes reach no client, whichever Bridge process sent them.
-inline constexpr std::string_view kProbeChannelPrefix = "__bridge_probe__:";
-
-inline bool IsProbeChannel(std::string_view channel) {
-  return channel.substr(0, kProbeChannelPrefix.size()) == kProbeChannelPrefix;
-}
 
 // A new probe channel: the prefix and 128 random bits in hex, so that Bridge processes
 // sharing one Redis never answer each other's probes. `suffix` is appended as given (a

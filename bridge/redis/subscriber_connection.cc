@@ -110,12 +110,7 @@ void SubscriberConnection::DoSubscribe(const hub::Topic& topic, uint64_t epoch, 
   if (subscribe && !topic.is_pattern() && IsProbeChannel(topic.name)) {
     // Its messages would never reach the hub, and its UNSUBSCRIBE would end a probe's
     // subscription: refused, as Redis refuses a channel an ACL lacks.
-    if (listener_ != nullptr) {
-      listener_->OnSubscribeRefused(
-          topic, absl::PermissionDeniedError(absl::StrCat(
-                     "channel ", topic.name, " is reserved: channels starting with ",
-                     std::string(kProbeChannelPrefix), " carry Bridge's delivery probes")));
-    }
+    if (listener_ != nullptr) listener_->OnSubscribeRefused(topic, SubscribeRefusedError(topic));
     return;
   }
   const char* format = nullptr;

@@ -30,7 +30,9 @@ void SecondsGauge(std::string* out, const char* name, const char* help, absl::Du
 std::string PrometheusText(const MetricsSnapshot& m) {
   std::string out;
   Metric(&out, "bridge_healthy", "gauge",
-         "1 while Redis is connected and every subscription is live.", {{"", m.healthy}});
+         "1 while Redis is connected, its delivery probes come back, and every subscription is "
+         "live.",
+         {{"", m.healthy}});
   Metric(&out, "bridge_grpc_accepting", "gauge",
          "0 once a new connection to the gRPC port went unanswered (its listener stopped "
          "accepting: restart).",

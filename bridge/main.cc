@@ -54,6 +54,15 @@ ABSL_FLAG(absl::Duration, publish_key_window,
           "How long Redis remembers a publish's idempotency_key: a publish with the key of "
           "one made on the same channel within it is not sent again (env "
           "BRIDGE_PUBLISH_KEY_WINDOW)");
+ABSL_FLAG(absl::Duration, probe_interval,
+          EnvOr<absl::Duration>("BRIDGE_PROBE_INTERVAL", absl::Seconds(1)),
+          "How often Bridge publishes a delivery probe on a private channel (__bridge_probe__:"
+          "<random id>) that its subscriber connection subscribes, to prove that Redis still "
+          "delivers; 0 for no probe (env BRIDGE_PROBE_INTERVAL)");
+ABSL_FLAG(absl::Duration, probe_timeout,
+          EnvOr<absl::Duration>("BRIDGE_PROBE_TIMEOUT", absl::Seconds(3)),
+          "A delivery probe not back within this is lost: health says NOT_SERVING, and the "
+          "subscriber connection is dropped and reconnected (env BRIDGE_PROBE_TIMEOUT)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
 ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
@@ -199,6 +208,8 @@ int main(int argc, char** argv) {
   }
   options.redis.url = absl::GetFlag(FLAGS_redis);
   options.redis.publish_key_window = absl::GetFlag(FLAGS_publish_key_window);
+  options.redis.probe_interval = absl::GetFlag(FLAGS_probe_interval);
+  options.redis.probe_timeout = absl::GetFlag(FLAGS_probe_timeout);
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options.subscriber.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);

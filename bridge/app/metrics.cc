@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace bridge {
 namespace {
@@ -16,12 +17,22 @@ void Metric(std::string* out, const char* name, const char* type, const char* he
   for (const auto& [labels, value] : samples) absl::StrAppend(out, name, labels, " ", value, "\n");
 }
 
+// A gauge in seconds; NaN (which Prometheus' format allows) for an infinite duration,
+// the "none yet" of the stats.
+void SecondsGauge(std::string* out, const char* name, const char* help, absl::Duration value) {
+  absl::StrAppend(
+      out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " ",
+      value == absl::InfiniteDuration() ? "NaN" : absl::StrCat(absl::ToDoubleSeconds(value)), "\n");
+}
+
 }  // namespace
 
 std::string PrometheusText(const MetricsSnapshot& m) {
   std::string out;
   Metric(&out, "bridge_healthy", "gauge",
-         "1 while Redis is connected and every subscription is live.", {{"", m.healthy}});
+         "1 while Redis is connected, its delivery probes come back, and every subscription is "
+         "live.",
+         {{"", m.healthy}});
   Metric(&out, "bridge_grpc_accepting", "gauge",
          "0 once a new connection to the gRPC port went unanswered (its listener stopped "
          "accepting: restart).",
@@ -36,6 +47,16 @@ std::string PrometheusText(const MetricsSnapshot& m) {
   Metric(&out, "bridge_redis_subscribes_refused_total", "counter",
          "SUBSCRIBEs and PSUBSCRIBEs Redis refused (an ACL without the channel).",
          {{"", m.redis.subscribes_refused}});
+  Metric(&out, "bridge_redis_probes_sent_total", "counter",
+         "Delivery probes published to the subscriber connection's probe channel.",
+         {{"", m.redis.probes_sent}});
+  Metric(&out, "bridge_redis_probes_lost_total", "counter",
+         "Delivery probes not back within --probe_timeout (each dropped and reconnected its "
+         "subscriber connection).",
+         {{"", m.redis.probes_lost}});
+  SecondsGauge(&out, "bridge_redis_probe_round_trip_seconds",
+               "Round trip of the most recent delivery probe that came back (NaN before one).",
+               m.redis.probe_last_round_trip);
   Metric(&out, "bridge_publishes_rejected_total", "counter",
          "Publishes answered UNAVAILABLE because too many were waiting for Redis.",
          {{"", m.redis.publishes_rejected}});

@@ -6,6 +6,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bridge/common/log.h"
+#include "bridge/redis/delivery_probe.h"
 #include "bridge/redis/publisher.h"
 #include "bridge/redis/reconnector.h"
 #include "bridge/redis/redis_url.h"
@@ -24,6 +25,13 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
     return absl::InvalidArgumentError(
         "redis options: timeouts and backoff must be positive, backoff_max >= backoff_initial");
   }
+  if (options.probe_interval < absl::ZeroDuration() ||
+      (options.probe_interval > absl::ZeroDuration() &&
+       options.probe_timeout <= absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(
+        "redis options: probe_interval must not be negative, and probe_timeout must be "
+        "positive");
+  }
   if (options.max_publishes_in_flight <= 0 || options.max_publish_bytes_in_flight == 0) {
     return absl::InvalidArgumentError("redis options: publish in-flight limits must be positive");
   }
@@ -31,10 +39,26 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
     return absl::InvalidArgumentError("--publish_key_window must be at least 1ms");
   }
   Strand strand = boost::asio::make_strand(io);
-  return std::unique_ptr<RedisUpstream>(
-      new RedisUpstream(options, url->Redacted(), io, strand,
-                        std::make_shared<SubscriberConnection>(strand, *url, options),
-                        std::make_shared<Publisher>(strand, *url, options)));
+  auto subscriber = std::make_shared<SubscriberConnection>(strand, *url, options);
+  auto publisher = std::make_shared<Publisher>(strand, *url, options);
+  if (options.probe_interval > absl::ZeroDuration()) {
+    subscriber->AttachProbe(std::make_shared<DeliveryProbe>(
+        strand, NewProbeChannel(),
+        DeliveryProbeOptions{.interval = options.probe_interval, .timeout = options.probe_timeout},
+        // The probe goes over the publish connection, which the upstream keeps as long.
+        [publisher](std::string channel, std::string payload, DeliveryProbe::DoneCallback done) {
+          publisher->Publish(std::move(channel), std::move(payload),
+                             [done = std::move(done)](absl::StatusOr<int64_t> receivers) mutable {
+                               done(receivers.status());
+                             });
+        },
+        // Weak: the subscriber owns the probe.
+        [weak = std::weak_ptr<SubscriberConnection>(subscriber)](absl::Status why) {
+          if (auto subscriber = weak.lock()) subscriber->Drop(std::move(why));
+        }));
+  }
+  return std::unique_ptr<RedisUpstream>(new RedisUpstream(
+      options, url->Redacted(), io, strand, std::move(subscriber), std::move(publisher)));
 }
 
 RedisUpstream::RedisUpstream(const RedisUpstreamOptions& options, std::string redacted_url,
@@ -131,6 +155,10 @@ RedisUpstreamStats RedisUpstream::Stats() const {
   stats.subscribes_refused = subscriber_->subscribes_refused();
   stats.subscriber_retry_ceiling = sub.retry_ceiling;
   stats.publisher_retry_ceiling = pub.retry_ceiling;
+  const DeliveryProbeStats probe = subscriber_->ProbeStats();
+  stats.probes_sent = probe.sent;
+  stats.probes_lost = probe.lost;
+  stats.probe_last_round_trip = probe.last_round_trip;
   return stats;
 }
 

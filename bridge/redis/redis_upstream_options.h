@@ -40,6 +40,11 @@ struct RedisUpstreamOptions {
   // since hiredis 0.14 closes it on the error reply.
   absl::Duration subscribe_refusal_ttl = absl::Minutes(5);
   bool tcp_keepalive = true;
+  // The delivery probe (DeliveryProbe) of the subscriber connection: a probe published
+  // every probe_interval on a channel of this process must come back within
+  // probe_timeout, or the connection is dropped as lost. Zero probe_interval: no probe.
+  absl::Duration probe_interval = absl::Seconds(1);
+  absl::Duration probe_timeout = absl::Seconds(3);
   // How long Stop() from another thread waits for the strand to close the connections.
   absl::Duration stop_timeout = absl::Seconds(5);
 };
@@ -64,6 +69,12 @@ struct RedisUpstreamStats {
   // is uniform below it).
   absl::Duration subscriber_retry_ceiling;
   absl::Duration publisher_retry_ceiling;
+  // Delivery probes published, and those that did not come back in time (each one
+  // dropped its connection).
+  uint64_t probes_sent = 0;
+  uint64_t probes_lost = 0;
+  // The round trip of the most recent probe back; InfiniteDuration before the first.
+  absl::Duration probe_last_round_trip = absl::InfiniteDuration();
 };
 
 }  // namespace bridge::redis

@@ -12,7 +12,9 @@ namespace bridge::redis {
 //
 // `reply` is Redis' error text when known: the upstream has it, and reports it to the
 // hub; a front end, told only of the topic, leaves it out and gets the ACL explanation
-// instead. PERMISSION_DENIED, or FAILED_PRECONDITION for a reply other than NOPERM.
+// instead. PERMISSION_DENIED, or FAILED_PRECONDITION for a reply other than NOPERM. A
+// delivery probe's channel (probe_channel.h), which Bridge refuses itself, is worded as
+// reserved.
 //
 // In a target of its own, bridge_redis_refused (abseil and the hub's Topic only), so that
 // a front end can word a refusal without linking hiredis or Asio.

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "bridge/common/log.h"
 #include "bridge/redis/redis_connection.h"
 #include "bridge/redis/subscribe_refused.h"
@@ -41,9 +42,16 @@ void SubscriberConnection::Stop() {
   stopped_ = true;
   listener_ = nullptr;
   reconnector_->Stop();
+  if (probe_) probe_->Stop();
   epoch_ = 0;
+  probe_unconfirmed_ = false;
   subscribed_.clear();
   unconfirmed_.clear();
+}
+
+void SubscriberConnection::Drop(absl::Status why) {
+  if (stopped_) return;
+  reconnector_->Drop(std::move(why));
 }
 
 void SubscriberConnection::Subscribe(const hub::Topic& topic, uint64_t epoch, bool subscribe) {
@@ -54,16 +62,32 @@ void SubscriberConnection::Subscribe(const hub::Topic& topic, uint64_t epoch, bo
 
 void SubscriberConnection::OnReady() {
   if (stopped_) return;
+  if (probe_ && probe_->enabled()) {
+    // Its own callback: hiredis routes the confirmation and every message of this
+    // channel there, never to OnReply.
+    const std::string& channel = probe_->channel();
+    if (redisAsyncCommand(reconnector_->context(), &SubscriberConnection::OnProbeReply, this,
+                          "SUBSCRIBE %b", channel.data(), channel.size()) == REDIS_OK) {
+      probe_unconfirmed_ = true;
+      probe_->Start();
+    }
+  }
   epoch_ = ++last_epoch_;
   if (listener_ != nullptr) listener_->OnUpstreamConnected(epoch_);
 }
 
 void SubscriberConnection::OnLost(const absl::Status& status) {
   if (stopped_) return;
+  if (probe_) probe_->Stop();
   if (std::optional<std::string> reply = RedisConnection::ErrorReply(status)) {
-    BlameRefusal(*reply);
+    if (probe_unconfirmed_) {
+      probe_->TurnOff(absl::StrCat("Redis refused to subscribe it (", *reply, ")"));
+    } else {
+      BlameRefusal(*reply);
+    }
   }
   epoch_ = 0;
+  probe_unconfirmed_ = false;
   subscribed_.clear();
   unconfirmed_.clear();
   if (listener_ != nullptr) listener_->OnUpstreamDisconnected();
@@ -83,6 +107,12 @@ void SubscriberConnection::DoSubscribe(const hub::Topic& topic, uint64_t epoch, 
     return;
   }
   if (subscribe && IsRefused(topic)) return;
+  if (subscribe && !topic.is_pattern() && IsProbeChannel(topic.name)) {
+    // Its messages would never reach the hub, and its UNSUBSCRIBE would end a probe's
+    // subscription: refused, as Redis refuses a channel an ACL lacks.
+    if (listener_ != nullptr) listener_->OnSubscribeRefused(topic, SubscribeRefusedError(topic));
+    return;
+  }
   const char* format = nullptr;
   if (topic.is_pattern()) {
     format = subscribe ? "PSUBSCRIBE %b" : "PUNSUBSCRIBE %b";
@@ -161,6 +191,13 @@ void SubscriberConnection::OnReplied(redisAsyncContext* context, const redisRepl
   }
   const std::string_view kind = ReplyText(reply->element[0]);
   const redisReply* name = reply->element[1];
+  if ((kind == "message" || kind == "pmessage") && reply->elements >= 3 &&
+      IsProbeChannel(ReplyText(reply->element[kind == "message" ? 1 : 2]))) {
+    // A probe, this process' or another Bridge's, that reached the hub's callback (through
+    // a client's pattern that matches its channel): Bridge's own traffic, which no client
+    // sees.
+    return;
+  }
   if (kind == "message" && IsString(name) && IsString(reply->element[2])) {
     const std::string_view channel = ReplyText(name);
     listener_->OnMessage(hub::Topic::Channel(std::string(channel)), channel,
@@ -182,6 +219,26 @@ void SubscriberConnection::OnReplied(redisAsyncContext* context, const redisRepl
     listener_->OnUnsubscribeConfirmed(topic);
   } else {
     BRIDGE_LOG(Warning, "redis: unexpected '%s' reply on the subscriber connection", kind);
+  }
+}
+
+void SubscriberConnection::OnProbeReply(redisAsyncContext* context, void* reply, void* privdata) {
+  // A null reply: hiredis frees the context and empties its callback table.
+  if (reply == nullptr) return;
+  static_cast<SubscriberConnection*>(privdata)->OnProbeReplied(context,
+                                                               static_cast<redisReply*>(reply));
+}
+
+void SubscriberConnection::OnProbeReplied(redisAsyncContext* context, const redisReply* reply) {
+  if (stopped_ || !probe_ || reconnector_->context() != context) return;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || !IsString(reply->element[0])) {
+    return;
+  }
+  const std::string_view kind = ReplyText(reply->element[0]);
+  if (kind == "subscribe") {
+    probe_unconfirmed_ = false;
+  } else if (kind == "message" && IsString(reply->element[2])) {
+    probe_->OnMessage(ReplyText(reply->element[2]));
   }
 }
 

@@ -17,6 +17,7 @@
 #include "bridge/hub/topic.h"
 #include "bridge/hub/upstream.h"
 #include "bridge/redis/asio_hiredis.h"
+#include "bridge/redis/delivery_probe.h"
 #include "bridge/redis/reconnector.h"
 #include "bridge/redis/redis_upstream_options.h"
 #include "bridge/redis/redis_url.h"
@@ -39,9 +40,14 @@ class SubscriberConnection : public std::enable_shared_from_this<SubscriberConne
 
   // Before Start.
   void SetListener(hub::UpstreamListener* listener) { listener_ = listener; }
+  // Before Start: the probe that proves each connection delivers. Each ready connection
+  // subscribes its channel before it is announced; its messages go to the probe alone.
+  void AttachProbe(std::shared_ptr<DeliveryProbe> probe) { probe_ = std::move(probe); }
   // Strand only. Start once; Stop is idempotent.
   void Start();
   void Stop();
+  // Strand only: drops the ready connection as lost with `why`, and reconnects.
+  void Drop(absl::Status why);
 
   // A (P)SUBSCRIBE (`subscribe`) or (P)UNSUBSCRIBE for the connection of `epoch`.
   void Subscribe(const hub::Topic& topic, uint64_t epoch, bool subscribe);
@@ -51,6 +57,8 @@ class SubscriberConnection : public std::enable_shared_from_this<SubscriberConne
   uint64_t subscribes_refused() const {
     return subscribes_refused_.load(std::memory_order_relaxed);
   }
+  // Zeros without a probe.
+  DeliveryProbeStats ProbeStats() const { return probe_ ? probe_->Stats() : DeliveryProbeStats{}; }
 
  private:
   // A (P)SUBSCRIBE or (P)UNSUBSCRIBE sent and not yet confirmed. Redis answers them in
@@ -74,6 +82,8 @@ class SubscriberConnection : public std::enable_shared_from_this<SubscriberConne
   void Confirmed(const hub::Topic& topic, bool subscribe);
   static void OnReply(redisAsyncContext* context, void* reply, void* privdata);
   void OnReplied(redisAsyncContext* context, const redisReply* reply);
+  static void OnProbeReply(redisAsyncContext* context, void* reply, void* privdata);
+  void OnProbeReplied(redisAsyncContext* context, const redisReply* reply);
 
   Strand strand_;
   const RedisUpstreamOptions options_;
@@ -81,12 +91,17 @@ class SubscriberConnection : public std::enable_shared_from_this<SubscriberConne
 
   // Set before Start; read and cleared on the strand.
   hub::UpstreamListener* listener_ = nullptr;
+  // Set before Start, then never changed; null without a probe.
+  std::shared_ptr<DeliveryProbe> probe_;
 
   // Strand only.
   bool stopped_ = false;
   // The connected connection's epoch, 0 while there is none.
   uint64_t epoch_ = 0;
   uint64_t last_epoch_ = 0;
+  // The probe channel's SUBSCRIBE is sent on this connection and not yet confirmed. It
+  // goes before any of the hub's orders, so an error reply meanwhile is its refusal.
+  bool probe_unconfirmed_ = false;
   // Topics with a (P)SUBSCRIBE sent and no (P)UNSUBSCRIBE confirmed on this connection.
   absl::flat_hash_set<hub::Topic> subscribed_;
   // Orders sent on this connection and not yet confirmed, oldest first.

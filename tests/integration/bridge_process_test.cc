@@ -19,8 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/grpc_client.h"
 #include "tests/support/redis_server.h"
 
@@ -351,7 +353,11 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
                            "--grpc_reflection",
                            "BRIDGE_GRPC_REFLECTION",
                            "--publish_key_window",
-                           "BRIDGE_PUBLISH_KEY_WINDOW"}) {
+                           "BRIDGE_PUBLISH_KEY_WINDOW",
+                           "--probe_interval",
+                           "BRIDGE_PROBE_INTERVAL",
+                           "--probe_timeout",
+                           "BRIDGE_PROBE_TIMEOUT"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);
@@ -513,6 +519,107 @@ TEST(BridgeProcessTest, PortInUseExitsPromptly) {
     EXPECT_EQ(out.find("strand is blocked"), std::string::npos) << out;
   }
   ::close(taken);
+}
+
+using ::grpc::health::v1::HealthCheckResponse;
+
+// The gRPC health of the server as a whole; UNKNOWN when the check gets no answer.
+HealthCheckResponse::ServingStatus GrpcHealth(const std::shared_ptr<::grpc::Channel>& channel) {
+  auto stub = ::grpc::health::v1::Health::NewStub(channel);
+  ::grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  ::grpc::health::v1::HealthCheckRequest request;
+  HealthCheckResponse response;
+  if (!stub->Check(&context, request, &response).ok()) return HealthCheckResponse::UNKNOWN;
+  return response.status();
+}
+
+// The case: a Redis frozen (SIGSTOP) with its connections open. Nothing breaks a
+// connection, so without the delivery probe health stayed SERVING throughout. Now a lost
+// probe makes gRPC health NOT_SERVING and /healthz 503 within interval + timeout, counts in
+// /metrics, and holds while Redis stays frozen; health is SERVING again once Redis runs,
+// and the stream gets its redis_reconnect gap, then messages. The freeze lasts
+// BRIDGE_TEST_FREEZE_SECONDS (3 by default; the 10 by hand).
+TEST(BridgeProcessTest, FrozenRedisFailsTheDeliveryProbeAndHealth) {
+  const char* freeze_seconds = std::getenv("BRIDGE_TEST_FREEZE_SECONDS");
+  const absl::Duration freeze =
+      absl::Seconds(freeze_seconds == nullptr ? 3 : std::atoi(freeze_seconds));
+  const absl::Duration interval = absl::Milliseconds(200);
+  const absl::Duration timeout = absl::Milliseconds(500);
+  RedisServer redis;
+  const int grpc_port = FreePort();
+  const int ws_port = FreePort();
+  const std::string log = absl::StrCat(::testing::TempDir(), "/probe-", getpid(), ".log");
+  const pid_t pid = Spawn(
+      {absl::StrCat("--grpc_addr=127.0.0.1:", grpc_port),
+       absl::StrCat("--ws_addr=127.0.0.1:", ws_port), "--redis=" + redis.url()},
+      {"BRIDGE_SCHED_BATCH=false", "BRIDGE_PROBE_INTERVAL=200ms", "BRIDGE_PROBE_TIMEOUT=500ms"},
+      log);
+  ChildGuard guard(pid);
+  // Listening before the gRPC channel's first attempt: a refused one would put it in
+  // gRPC's reconnect backoff for seconds.
+  ASSERT_TRUE(WaitFor([&] {
+    return HttpGet(ws_port, "/healthz").find("200") != std::string::npos;
+  })) << ReadFile(log);
+  auto channel = Connect(grpc_port);
+  ASSERT_TRUE(WaitFor([&] { return GrpcHealth(channel) == HealthCheckResponse::SERVING; }))
+      << ReadFile(log);
+  std::string metrics;
+  ASSERT_TRUE(WaitFor([&] {
+    metrics = HttpGet(ws_port, "/metrics");
+    return MetricValue(metrics, "bridge_redis_probes_sent_total") >= 2 &&
+           MetricValue(metrics, "bridge_redis_probe_round_trip_seconds") >= 0;
+  })) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "bridge_redis_probes_lost_total"), 0) << metrics;
+  StreamReader reader(channel, Channels({"news"}));
+  ASSERT_TRUE(reader.WaitSubscribed());
+
+  redis.Pause();
+  absl::Cleanup resume = [&redis] { redis.Resume(); };
+  const absl::Time frozen = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return GrpcHealth(channel) == HealthCheckResponse::NOT_SERVING; },
+                      absl::Seconds(5)))
+      << ReadFile(log);
+  const absl::Duration to_not_serving = absl::Now() - frozen;
+  EXPECT_LE(to_not_serving, interval + timeout + absl::Seconds(1)) << to_not_serving;
+  const std::string health = HttpGet(ws_port, "/healthz");
+  EXPECT_NE(health.find("503"), std::string::npos) << health;
+  metrics = HttpGet(ws_port, "/metrics");
+  EXPECT_EQ(MetricValue(metrics, "bridge_redis_probes_lost_total"), 1) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "bridge_healthy"), 0) << metrics;
+  EXPECT_NE(ReadFile(log).find("delivery probe"), std::string::npos) << ReadFile(log);
+  // Not SERVING at any moment of the freeze: the reconnects to the frozen Redis fail.
+  EXPECT_FALSE(WaitFor([&] { return GrpcHealth(channel) != HealthCheckResponse::NOT_SERVING; },
+                       frozen + freeze - absl::Now()));
+
+  std::move(resume).Invoke();
+  const absl::Time resumed = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return GrpcHealth(channel) == HealthCheckResponse::SERVING; }))
+      << ReadFile(log);
+  const absl::Duration to_serving = absl::Now() - resumed;
+  EXPECT_NE(HttpGet(ws_port, "/healthz").find("200"), std::string::npos);
+  std::printf("freeze %s: NOT_SERVING %s after SIGSTOP, SERVING %s after SIGCONT\n",
+              absl::FormatDuration(freeze).c_str(), absl::FormatDuration(to_not_serving).c_str(),
+              absl::FormatDuration(to_serving).c_str());
+  ::testing::Test::RecordProperty("to_not_serving_ms",
+                                  static_cast<int>(absl::ToInt64Milliseconds(to_not_serving)));
+  ::testing::Test::RecordProperty("to_serving_ms",
+                                  static_cast<int>(absl::ToInt64Milliseconds(to_serving)));
+
+  // The stream heard of the loss, then hears again.
+  ASSERT_GE(redis.Publish("news", "after"), 1);
+  ASSERT_TRUE(reader.WaitForEvents(3));
+  const std::vector<v1::Event> events = reader.events();
+  ASSERT_TRUE(events[1].has_gap()) << events[1].DebugString();
+  EXPECT_EQ(events[1].gap().reason(), "redis_reconnect");
+  ASSERT_TRUE(events[2].has_message()) << events[2].DebugString();
+  EXPECT_EQ(events[2].message().payload(), "after");
+  metrics = HttpGet(ws_port, "/metrics");
+  EXPECT_EQ(MetricValue(metrics, "bridge_redis_probes_lost_total"), 1) << metrics;
+
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0) << ReadFile(log);
+  std::remove(log.c_str());
 }
 
 }  // namespace

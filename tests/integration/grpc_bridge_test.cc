@@ -464,6 +464,29 @@ TEST_F(GrpcBridgeTest, AChannelRedisRefusesEndsOnlyItsStreams) {
   }));
 }
 
+// The delivery probe's channels are Bridge's own: a client asking for one is refused, and
+// a client's pattern that matches them gets none of the probes.
+TEST_F(GrpcBridgeTest, ProbeChannelsAreNoClientsBusiness) {
+  AppOptions options;
+  options.redis.probe_interval = absl::Milliseconds(20);
+  StartApp(options);
+  StreamReader everything(channel_, Channels({}, {"*"}));
+  ASSERT_TRUE(everything.WaitSubscribed(1));
+  StreamReader refused(channel_, Channels({"__bridge_probe__:guess"}));
+  ::grpc::Status st = refused.WaitForEnd();
+  EXPECT_EQ(st.error_code(), ::grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "reserved")) << st.error_message();
+  // Probes went by meanwhile; then one message of a client.
+  const uint64_t sent = app_->upstream_stats().probes_sent;
+  ASSERT_TRUE(WaitFor([&] { return app_->upstream_stats().probes_sent >= sent + 5; }));
+  ASSERT_GE(redis_.Publish("news", "hi"), 1);
+  ASSERT_TRUE(everything.WaitForEvents(2));
+  const std::vector<v1::Event> events = everything.events();
+  ASSERT_EQ(events.size(), 2u);
+  ASSERT_TRUE(events[1].has_message()) << events[1].DebugString();
+  EXPECT_EQ(events[1].message().channel(), "news");
+}
+
 TEST_F(GrpcBridgeTest, CancelReleasesSubscriptionsAtOnce) {
   StartApp();
   auto r = std::make_unique<StreamReader>(channel_, Channels({"c1", "c2"}, {"c.*"}));

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bridge/hub/upstream.h"
+#include "bridge/redis/delivery_probe.h"
 #include "gtest/gtest.h"
 #include "tests/support/redis_server.h"
 
@@ -176,8 +177,22 @@ class RedisUpstreamTest : public ::testing::Test {
     options.connect_timeout = absl::Seconds(2);
     options.backoff_initial = absl::Milliseconds(10);
     options.backoff_max = absl::Milliseconds(200);
+    // The delivery probe would drop the subscriber connection of the tests that hold Redis
+    // on purpose; its own tests turn it on (ProbeOptions).
+    options.probe_interval = absl::ZeroDuration();
     return options;
   }
+
+  // Options with a fast delivery probe: one every 100 ms, lost after 300 ms.
+  RedisUpstreamOptions ProbeOptions(std::string url) {
+    RedisUpstreamOptions options = Options(std::move(url));
+    options.probe_interval = kProbeInterval;
+    options.probe_timeout = kProbeTimeout;
+    options.connect_timeout = absl::Milliseconds(300);
+    return options;
+  }
+  static constexpr absl::Duration kProbeInterval = absl::Milliseconds(100);
+  static constexpr absl::Duration kProbeTimeout = absl::Milliseconds(300);
 
   void StartUpstream(const RedisUpstreamOptions& options) {
     absl::StatusOr<std::unique_ptr<RedisUpstream>> upstream = RedisUpstream::Create(options, io_);
@@ -610,9 +625,9 @@ class RedisAclTest : public RedisUpstreamTest {
  protected:
   RedisAclTest() : server_({"user app on >pw ~* resetchannels &app:* +@all"}) {}
 
-  uint64_t ConnectAsApp() {
-    RedisUpstreamOptions options =
-        Options("redis://app:pw@127.0.0.1:" + std::to_string(server_.port()));
+  uint64_t ConnectAsApp(bool probe = false) {
+    const std::string url = "redis://app:pw@127.0.0.1:" + std::to_string(server_.port());
+    RedisUpstreamOptions options = probe ? ProbeOptions(url) : Options(url);
     absl::StatusOr<std::unique_ptr<RedisUpstream>> upstream = RedisUpstream::Create(options, io_);
     EXPECT_TRUE(upstream.ok()) << upstream.status();
     if (!upstream.ok()) return 0;
@@ -843,6 +858,124 @@ TEST_F(RedisUpstreamTest, StopWhileConnectingAndDestroy) {
   upstream_->Stop();
   upstream_.reset();
   EXPECT_EQ(listener_.Count(Event::kConnected), 0);
+}
+
+// The probe proves delivery while Redis answers, and loses a probe once Redis freezes
+// (SIGSTOP: connections stay open, nothing is answered): the subscriber connection is
+// then dropped within interval + timeout, and reconnects once Redis runs again.
+TEST_F(RedisUpstreamTest, FrozenRedisLosesAProbeAndDropsTheSubscriberConnection) {
+  RedisServer server;
+  StartUpstream(ProbeOptions(server.url()));
+  const uint64_t first = listener_.AwaitConnected();
+  ASSERT_NE(first, 0u);
+  upstream_->Subscribe(Topic::Channel("news"), first);
+  // Matches the probe channel too: its probes must still reach no one.
+  upstream_->Subscribe(Topic::Pattern("*"), first);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("news")));
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Pattern("*")));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const RedisUpstreamStats stats = upstream_->Stats();
+        return stats.probes_sent >= 3 && stats.probe_last_round_trip < kProbeTimeout;
+      },
+      kWait));
+  EXPECT_EQ(upstream_->Stats().probes_lost, 0u);
+
+  size_t mark = listener_.size();
+  server.Pause();
+  absl::Cleanup resume = [&server] { server.Resume(); };
+  const absl::Time frozen = absl::Now();
+  ASSERT_TRUE(listener_.Await(mark, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  const absl::Duration detected = absl::Now() - frozen;
+  // A probe goes out at most one interval after the freeze, and is lost a timeout later.
+  EXPECT_LE(detected, kProbeInterval + kProbeTimeout + absl::Milliseconds(500)) << detected;
+  RedisUpstreamStats stats = upstream_->Stats();
+  EXPECT_EQ(stats.probes_lost, 1u);
+  EXPECT_FALSE(stats.subscriber_connected);
+  EXPECT_NE(stats.last_error.find("delivery probe"), std::string::npos) << stats.last_error;
+  // Reconnecting to the frozen Redis fails its handshake (connect_timeout), so the
+  // upstream stays disconnected.
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().connect_failures >= 1; }, kWait));
+  EXPECT_EQ(listener_.Count(Event::kConnected), 1);
+
+  mark = listener_.size();
+  std::move(resume).Invoke();
+  const uint64_t second = listener_.AwaitConnected(mark);
+  ASSERT_NE(second, 0u);
+  upstream_->Subscribe(Topic::Channel("news"), second);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("news"), mark));
+  EXPECT_GE(server.Publish("news", "after"), 1);
+  EXPECT_TRUE(
+      listener_
+          .Await(mark,
+                 [](const Event& e) { return e.kind == Event::kMessage && e.payload == "after"; })
+          .has_value());
+  // Probes come back on the new connection.
+  const uint64_t sent = upstream_->Stats().probes_sent;
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().probes_sent >= sent + 3; }, kWait));
+  EXPECT_EQ(upstream_->Stats().probes_lost, 1u);
+  for (const Event& e : listener_.events()) {
+    if (e.kind == Event::kMessage) {
+      EXPECT_FALSE(IsProbeChannel(e.channel)) << e.channel;
+    }
+  }
+}
+
+// CLIENT PAUSE holds every client's commands, the probe's PUBLISH included: lost too.
+TEST_F(RedisUpstreamTest, ClientPauseLosesAProbe) {
+  RedisServer server;
+  StartUpstream(ProbeOptions(server.url()));
+  ASSERT_NE(listener_.AwaitConnected(), 0u);
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().probes_sent >= 2; }, kWait));
+  size_t mark = listener_.size();
+  ASSERT_TRUE(server.Command({"CLIENT", "PAUSE", "3000", "ALL"}).ok());
+  const absl::Time paused = absl::Now();
+  ASSERT_TRUE(listener_.Await(mark, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  const absl::Duration detected = absl::Now() - paused;
+  EXPECT_LE(detected, kProbeInterval + kProbeTimeout + absl::Milliseconds(500)) << detected;
+  EXPECT_EQ(upstream_->Stats().probes_lost, 1u);
+  // Once the pause ends, the connection is back and probes return again.
+  mark = listener_.size();
+  ASSERT_NE(listener_.AwaitConnected(mark), 0u);
+  const uint64_t sent = upstream_->Stats().probes_sent;
+  ASSERT_TRUE(WaitFor([&] { return upstream_->Stats().probes_sent >= sent + 2; }, kWait));
+  EXPECT_EQ(upstream_->Stats().probes_lost, 1u);
+}
+
+// A client cannot subscribe a probe channel: its messages would never reach it, and its
+// UNSUBSCRIBE would end the probe's own subscription.
+TEST_F(RedisUpstreamTest, ProbeChannelsAreRefusedToClients) {
+  RedisServer server;
+  const uint64_t epoch = Connect(server);
+  const Topic probe = Topic::Channel(std::string(kProbeChannelPrefix) + "guess");
+  upstream_->Subscribe(probe, epoch);
+  std::vector<std::pair<Topic, absl::Status>> refused = listener_.AwaitRefused(1);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].first, probe);
+  EXPECT_EQ(refused[0].second.code(), absl::StatusCode::kPermissionDenied) << refused[0].second;
+  EXPECT_EQ(server.NumSub(probe.name), 0);
+}
+
+// A Redis user whose ACL lacks the probe channels: the probe's SUBSCRIBE is refused once,
+// the probe turns itself off, and the connection then stays up; no topic is blamed.
+TEST_F(RedisAclTest, ProbeRefusedByAnAclTurnsItselfOff) {
+  const uint64_t first = ConnectAsApp(/*probe=*/true);
+  ASSERT_NE(first, 0u);
+  ASSERT_TRUE(listener_.Await(0, [](const Event& e) { return e.kind == Event::kDisconnected; }));
+  const size_t mark = listener_.size();
+  const uint64_t second = listener_.AwaitConnected(mark);
+  ASSERT_NE(second, 0u);
+  upstream_->Subscribe(Topic::Channel("app:a"), second);
+  ASSERT_TRUE(listener_.AwaitKind(Event::kSubscribed, Topic::Channel("app:a"), mark));
+  EXPECT_EQ(server_.Publish("app:a", "hi"), 1);
+  EXPECT_TRUE(
+      listener_
+          .Await(mark,
+                 [](const Event& e) { return e.kind == Event::kMessage && e.payload == "hi"; })
+          .has_value());
+  EXPECT_EQ(upstream_->Stats().subscribes_refused, 0u);
+  EXPECT_EQ(upstream_->Stats().probes_lost, 0u);
+  EXPECT_EQ(listener_.Count(Event::kDisconnected), 1);
 }
 
 }  // namespace

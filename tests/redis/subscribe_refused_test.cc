@@ -34,5 +34,18 @@ TEST(SubscribeRefusedErrorTest, WithTheReplyQuotesIt) {
   EXPECT_EQ(other.message(), "redis refused to subscribe pattern *: ERR something else");
 }
 
+// A delivery probe's channel is Bridge's own refusal, not Redis': said so, whatever the
+// reply. A pattern is not refused for matching probes (their messages are dropped instead).
+TEST(SubscribeRefusedErrorTest, ProbeChannelsAreReserved) {
+  absl::Status reserved = SubscribeRefusedError(Topic::Channel("__bridge_probe__:x"));
+  EXPECT_EQ(reserved.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(reserved.message(),
+            "channel __bridge_probe__:x is reserved: channels starting with __bridge_probe__: "
+            "carry Bridge's delivery probes");
+  EXPECT_EQ(SubscribeRefusedError(Topic::Pattern("__bridge_probe__:*")).message(),
+            "redis refused to subscribe pattern __bridge_probe__:* (its ACL for bridge does not "
+            "allow it)");
+}
+
 }  // namespace
 }  // namespace bridge::redis

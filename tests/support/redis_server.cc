@@ -117,8 +117,24 @@ void RedisServer::Start() {
   if (!up) throw std::runtime_error("redis-server did not answer PING in time");
 }
 
+void RedisServer::Pause() {
+  if (pid_ <= 0 || paused_) return;
+  ::kill(pid_, SIGSTOP);
+  // Stopped once waitpid says so, not merely once the signal is queued.
+  ::waitpid(pid_, nullptr, WUNTRACED);
+  paused_ = true;
+}
+
+void RedisServer::Resume() {
+  if (pid_ <= 0 || !paused_) return;
+  ::kill(pid_, SIGCONT);
+  ::waitpid(pid_, nullptr, WCONTINUED);
+  paused_ = false;
+}
+
 void RedisServer::Kill() {
   if (pid_ <= 0) return;
+  Resume();
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
@@ -126,6 +142,7 @@ void RedisServer::Kill() {
 
 void RedisServer::Stop() {
   if (pid_ <= 0) return;
+  Resume();
   ::kill(pid_, SIGTERM);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;

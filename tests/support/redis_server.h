@@ -28,6 +28,11 @@ class RedisServer {
   void Kill();
   // SIGTERM and wait.
   void Stop();
+  // SIGSTOP: the process freezes with its connections open (the kernel still accepts new
+  // ones into the backlog), as a hung Redis would. Resume() is SIGCONT; Kill and Stop
+  // resume it first.
+  void Pause();
+  void Resume();
   void Restart() {
     Kill();
     Start();
@@ -54,6 +59,7 @@ class RedisServer {
   std::string socket_path_;
   int port_ = 0;
   pid_t pid_ = -1;
+  bool paused_ = false;
 };
 
 // A free TCP port on 127.0.0.1 (bound then released).

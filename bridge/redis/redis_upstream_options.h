@@ -40,6 +40,13 @@ struct RedisUpstreamOptions {
   // since hiredis 0.14 closes it on the error reply.
   absl::Duration subscribe_refusal_ttl = absl::Minutes(5);
   bool tcp_keepalive = true;
+  // Sentinel only (redis+sentinel:// URLs): how often the sentinels are asked where the
+  // master is, besides following their +switch-master events, so that a missed event
+  // keeps Bridge on a demoted master at most this long.
+  absl::Duration sentinel_refresh_interval = absl::Seconds(2);
+  // Follow +switch-master on a sentinel. Tests turn it off to show that asking again
+  // finds a new master alone.
+  bool sentinel_events = true;
   // How long Stop() from another thread waits for the strand to close the connections.
   absl::Duration stop_timeout = absl::Seconds(5);
 };

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "bridge/common/log.h"
 
 namespace bridge::redis {
 namespace {
@@ -166,10 +167,16 @@ void RedisConnection::OnRoleReply(redisAsyncContext* context, void* reply, void*
 void RedisConnection::OnHandshakeReplied(redisAsyncContext* context, const redisReply* reply,
                                          bool role) {
   if (context != context_ || finished_) return;
-  if (reply->type == REDIS_REPLY_ERROR) {
+  if (role && reply->type == REDIS_REPLY_ERROR && absl::StartsWith(reply->str, "NOPERM")) {
+    // An ACL user limited to pub/sub may not run ROLE. Refusing every node would leave
+    // Bridge without Redis for good; it relies on the sentinels' word alone instead.
+    BRIDGE_LOG(Warning,
+               "redis: %s:%d may not be asked ROLE (%s); trusting the sentinels that it is the "
+               "master. Grant Bridge's Redis user +role",
+               url_.host, url_.port, std::string(reply->str, reply->len));
+  } else if (reply->type == REDIS_REPLY_ERROR) {
     return Fail(ErrorFromReply("handshake", std::string(reply->str, reply->len)));
-  }
-  if (role) {
+  } else if (role) {
     // ROLE's first element is "master", "slave" or "sentinel".
     const redisReply* first =
         reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 ? reply->element[0] : nullptr;

@@ -92,6 +92,9 @@ class RecordingListener : public hub::UpstreamListener {
 
 class RedisSentinelTest : public ::testing::Test {
  protected:
+  explicit RedisSentinelTest(RedisSentinelSetup::Options options = {})
+      : setup_(std::move(options)) {}
+
   void SetUp() override {
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -284,6 +287,38 @@ TEST_F(RedisSentinelTest, ANodeThatSaysItIsNoMasterIsNotUsed) {
   swap(0, 1);
   ConnectAndSubscribe(0, "roles");
   ExpectDelivered(0, "roles", "accepted");
+}
+
+// An ACL user limited to pub/sub may not run ROLE: Bridge then trusts the sentinels
+// rather than refusing every node.
+TEST_F(RedisSentinelTest, AUserThatMayNotAskRoleStillConnects) {
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(setup_.node(i)
+                    .Command({"ACL", "SETUSER", "bridge", "on", ">pw", "&*", "+@pubsub", "+ping"})
+                    .ok());
+  }
+  std::string url = setup_.url();
+  url.insert(std::string("redis+sentinel://").size(), "bridge:pw@");
+  Start(RedisUpstreamOptions{}, url);
+  ConnectAndSubscribe(0, "limited");
+  ExpectDelivered(0, "limited", "through-acl");
+}
+
+// Both passwords: the master's in the URL's user part, the sentinels' in its query.
+class RedisSentinelAuthTest : public RedisSentinelTest {
+ protected:
+  RedisSentinelAuthTest()
+      : RedisSentinelTest({.master_password = "m@sterpw", .sentinel_password = "sentinelpw"}) {}
+};
+
+TEST_F(RedisSentinelAuthTest, AuthenticatesToTheSentinelsAndToTheMaster) {
+  std::string url = setup_.url();
+  // Percent-encoded, as a password with '@' should be.
+  const std::string plain = ":m@sterpw@";
+  url.replace(url.find(plain), plain.size(), ":m%40sterpw@");
+  Start(RedisUpstreamOptions{}, url);
+  ConnectAndSubscribe(0, "secret");
+  ExpectDelivered(0, "secret", "authenticated");
 }
 
 }  // namespace

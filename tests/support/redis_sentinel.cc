@@ -39,9 +39,10 @@ std::string ReplyText(const redisReply* r) {
   }
 }
 
-// One command on 127.0.0.1:port over a fresh connection with a short timeout: a node
-// killed by a test must not hang the question.
-absl::StatusOr<std::string> CommandAt(int port, const std::vector<std::string>& argv) {
+// One command on 127.0.0.1:port over a fresh connection with a short timeout (a node
+// killed by a test must not hang the question), after AUTH when there is a password.
+absl::StatusOr<std::string> CommandAt(int port, const std::vector<std::string>& argv,
+                                      const std::string& password = "") {
   const timeval timeout{1, 0};
   redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeout);
   if (c == nullptr || c->err != 0) {
@@ -49,6 +50,10 @@ absl::StatusOr<std::string> CommandAt(int port, const std::vector<std::string>& 
     return absl::UnavailableError(absl::StrCat("cannot connect to 127.0.0.1:", port));
   }
   redisSetTimeout(c, timeout);
+  if (!password.empty()) {
+    auto* auth = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password.c_str()));
+    if (auth != nullptr) freeReplyObject(auth);
+  }
   std::vector<const char*> args;
   std::vector<size_t> lens;
   for (const auto& a : argv) {
@@ -79,10 +84,16 @@ int CountWithFlags(const absl::StatusOr<std::string>& reply, const std::string& 
 
 }  // namespace
 
-RedisSentinelSetup::RedisSentinelSetup() {
-  nodes_[0] = std::make_unique<RedisServer>();
-  nodes_[1] = std::make_unique<RedisServer>(
-      std::vector<std::string>{absl::StrCat("replicaof 127.0.0.1 ", nodes_[0]->port())});
+RedisSentinelSetup::RedisSentinelSetup(Options options) : options_(std::move(options)) {
+  std::vector<std::string> config;
+  if (!options_.master_password.empty()) {
+    // Either node may be the master later: both require the password and use it.
+    config.push_back("requirepass " + options_.master_password);
+    config.push_back("masterauth " + options_.master_password);
+  }
+  nodes_[0] = std::make_unique<RedisServer>(config);
+  config.push_back(absl::StrCat("replicaof 127.0.0.1 ", nodes_[0]->port()));
+  nodes_[1] = std::make_unique<RedisServer>(config);
   // The sentinels find the replica through the master's INFO when they first connect;
   // one in sync is a candidate for promotion at once.
   const bool synced = WaitFor([&] {
@@ -136,6 +147,13 @@ void RedisSentinelSetup::StartSentinel(Sentinel& sentinel, int master_port) {
          << "sentinel down-after-milliseconds " << kMasterName << " 1000\n"
          << "sentinel failover-timeout " << kMasterName << " 3000\n"
          << "sentinel parallel-syncs " << kMasterName << " 1\n";
+    if (!options_.master_password.empty()) {
+      conf << "sentinel auth-pass " << kMasterName << " " << options_.master_password << "\n";
+    }
+    if (!options_.sentinel_password.empty()) {
+      conf << "requirepass " << options_.sentinel_password << "\nsentinel sentinel-pass "
+           << options_.sentinel_password << "\n";
+    }
   }
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -159,7 +177,8 @@ void RedisSentinelSetup::StartSentinel(Sentinel& sentinel, int master_port) {
       throw std::runtime_error("redis-server --sentinel exited at start; see " + sentinel.dir +
                                "/sentinel.log");
     }
-    absl::StatusOr<std::string> pong = CommandAt(sentinel.port, {"PING"});
+    absl::StatusOr<std::string> pong =
+        CommandAt(sentinel.port, {"PING"}, options_.sentinel_password);
     return pong.ok() && *pong == "PONG";
   });
   if (!up) throw std::runtime_error("redis-server --sentinel did not answer PING in time");
@@ -168,12 +187,18 @@ void RedisSentinelSetup::StartSentinel(Sentinel& sentinel, int master_port) {
 std::string RedisSentinelSetup::url() const {
   std::vector<std::string> hosts;
   for (const Sentinel& s : sentinels_) hosts.push_back(absl::StrCat("127.0.0.1:", s.port));
-  return absl::StrCat("redis+sentinel://", absl::StrJoin(hosts, ","), "/", kMasterName);
+  std::string url = "redis+sentinel://";
+  if (!options_.master_password.empty()) absl::StrAppend(&url, ":", options_.master_password, "@");
+  absl::StrAppend(&url, absl::StrJoin(hosts, ","), "/", kMasterName);
+  if (!options_.sentinel_password.empty()) {
+    absl::StrAppend(&url, "?sentinel_password=", options_.sentinel_password);
+  }
+  return url;
 }
 
 absl::StatusOr<std::string> RedisSentinelSetup::SentinelCommand(
     int i, const std::vector<std::string>& argv) const {
-  return CommandAt(sentinels_[i].port, argv);
+  return CommandAt(sentinels_[i].port, argv, options_.sentinel_password);
 }
 
 int RedisSentinelSetup::MasterPortBySentinel(int i) const {
@@ -187,7 +212,8 @@ int RedisSentinelSetup::MasterPortBySentinel(int i) const {
 }
 
 std::string RedisSentinelSetup::Role(int i) const {
-  absl::StatusOr<std::string> reply = CommandAt(nodes_[i]->port(), {"ROLE"});
+  absl::StatusOr<std::string> reply =
+      CommandAt(nodes_[i]->port(), {"ROLE"}, options_.master_password);
   if (!reply.ok()) return "";
   return std::string(reply->substr(0, reply->find('\n')));
 }

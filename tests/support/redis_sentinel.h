@@ -23,7 +23,15 @@ class RedisSentinelSetup {
  public:
   static constexpr char kMasterName[] = "mymaster";
 
-  RedisSentinelSetup();
+  struct Options {
+    // `requirepass` of the master and the replica (the replica's `masterauth` and the
+    // sentinels' `auth-pass` follow); empty for none.
+    std::string master_password;
+    // `requirepass` of the sentinels (and the `sentinel-pass` they use with each other).
+    std::string sentinel_password;
+  };
+
+  explicit RedisSentinelSetup(Options options = {});
   ~RedisSentinelSetup();
   RedisSentinelSetup(const RedisSentinelSetup&) = delete;
   RedisSentinelSetup& operator=(const RedisSentinelSetup&) = delete;
@@ -31,7 +39,8 @@ class RedisSentinelSetup {
   // Node 0 starts as the master, node 1 as its replica.
   RedisServer& node(int i) { return *nodes_[i]; }
   int sentinel_port(int i) const { return sentinels_[i].port; }
-  // redis+sentinel://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>/mymaster
+  // redis+sentinel://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>/mymaster, with the
+  // passwords when there are.
   std::string url() const;
 
   // One command on sentinel `i`, on a fresh connection; the reply as RedisServer::Command
@@ -56,6 +65,7 @@ class RedisSentinelSetup {
 
   void StartSentinel(Sentinel& sentinel, int master_port);
 
+  const Options options_;
   std::unique_ptr<RedisServer> nodes_[2];
   std::vector<Sentinel> sentinels_;
 };

@@ -5,6 +5,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -223,8 +224,11 @@ TEST_F(RedisSentinelTest, ForcedFailoverMovesBothConnectionsOffTheDemotedMaster)
   ExpectDelivered(0, "prices", "before");
 
   const size_t mark = listener_.size();
+  const absl::Time asked = absl::Now();
   ASSERT_TRUE(setup_.ForceFailover().ok());
   ConnectAndSubscribe(mark, "prices", kFailover);
+  std::printf("SENTINEL FAILOVER to resubscribed on the new master: %s\n",
+              absl::FormatDuration(absl::Now() - asked).c_str());
   ASSERT_TRUE(setup_.WaitForMaster(1));
   EXPECT_EQ(upstream_->sentinel_master(), absl::StrCat("127.0.0.1:", setup_.node(1).port()));
   ExpectDelivered(1, "prices", "after");
@@ -260,6 +264,8 @@ TEST_F(RedisSentinelTest, AskingAgainAloneFollowsAFailoverWhoseEventWasMissed) {
   EXPECT_EQ(setup_.node(1).NumSub("quiet"), 1);
   EXPECT_LT(moved, absl::Seconds(3));
   ExpectDelivered(1, "quiet", "found");
+  std::printf("+switch-master missed: on the new master %s after the sentinels named it\n",
+              absl::FormatDuration(moved).c_str());
 }
 
 // A sentinel's answer may be stale: a node that says it is not the master is never used.

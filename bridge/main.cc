@@ -47,8 +47,14 @@ T EnvOr(const char* name, T fallback) {
 }  // namespace
 
 ABSL_FLAG(std::string, redis, EnvOr<std::string>("BRIDGE_REDIS", "redis://127.0.0.1:6379"),
-          "Redis to bridge: redis://[user:password@]host:port[/db], or the path of a Unix "
-          "socket (env BRIDGE_REDIS)");
+          "Redis to bridge: redis://[user:password@]host:port[/db], the path of a Unix "
+          "socket, or redis+sentinel://[user:password@]s1:26379,s2:26379/master[/db]"
+          "[?sentinel_password=p] for the master that Redis Sentinel names (env BRIDGE_REDIS)");
+ABSL_FLAG(absl::Duration, sentinel_refresh_interval,
+          EnvOr<absl::Duration>("BRIDGE_SENTINEL_REFRESH_INTERVAL", absl::Seconds(2)),
+          "With a redis+sentinel:// URL: how often the sentinels are asked where the master "
+          "is, besides following their +switch-master events; a missed event keeps Bridge on "
+          "a demoted master at most this long (env BRIDGE_SENTINEL_REFRESH_INTERVAL)");
 ABSL_FLAG(absl::Duration, publish_key_window,
           EnvOr<absl::Duration>("BRIDGE_PUBLISH_KEY_WINDOW", absl::Minutes(10)),
           "How long Redis remembers a publish's idempotency_key: a publish with the key of "
@@ -210,6 +216,7 @@ int main(int argc, char** argv) {
   options.redis.publish_key_window = absl::GetFlag(FLAGS_publish_key_window);
   options.redis.probe_interval = absl::GetFlag(FLAGS_probe_interval);
   options.redis.probe_timeout = absl::GetFlag(FLAGS_probe_timeout);
+  options.redis.sentinel_refresh_interval = absl::GetFlag(FLAGS_sentinel_refresh_interval);
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options.subscriber.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);

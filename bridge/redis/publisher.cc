@@ -24,10 +24,12 @@ constexpr const char* kPublishOnceScript =
 
 }  // namespace
 
-Publisher::Publisher(Strand strand, RedisUrl url, const RedisUpstreamOptions& options)
+Publisher::Publisher(Strand strand, RedisUrl url, const RedisUpstreamOptions& options,
+                     std::shared_ptr<MasterResolver> resolver)
     : strand_(strand),
       options_(options),
-      reconnector_(std::make_shared<Reconnector>("publisher", strand, std::move(url), options)) {}
+      reconnector_(std::make_shared<Reconnector>("publisher", strand, std::move(url), options,
+                                                 std::move(resolver))) {}
 
 void Publisher::Start() {
   // The reconnector keeps us until Stop: our pending publishes' callbacks carry `this`.

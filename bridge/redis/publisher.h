@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "bridge/hub/upstream.h"
 #include "bridge/redis/asio_hiredis.h"
+#include "bridge/redis/master_resolver.h"
 #include "bridge/redis/reconnector.h"
 #include "bridge/redis/redis_upstream_options.h"
 #include "bridge/redis/redis_url.h"
@@ -32,7 +33,9 @@ namespace bridge::redis {
 // answered exactly once, by Stop() at the latest.
 class Publisher : public std::enable_shared_from_this<Publisher> {
  public:
-  Publisher(Strand strand, RedisUrl url, const RedisUpstreamOptions& options);
+  // With a resolver, the connection goes to its master rather than to `url`.
+  Publisher(Strand strand, RedisUrl url, const RedisUpstreamOptions& options,
+            std::shared_ptr<MasterResolver> resolver = nullptr);
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 

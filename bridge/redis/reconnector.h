@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bridge/redis/asio_hiredis.h"
+#include "bridge/redis/master_resolver.h"
 #include "bridge/redis/redis_connection.h"
 #include "bridge/redis/redis_upstream_options.h"
 #include "bridge/redis/redis_url.h"
@@ -39,6 +40,10 @@ struct ReconnectorStats {
 // the outages and tells its owner of each ready connection and each lost one; the owner
 // knows what the connection carries (SubscriberConnection, Publisher).
 //
+// With a MasterResolver (Sentinel) the address is not fixed: each attempt goes where the
+// resolver says the master is, must pass ROLE, and reports its failures to the resolver;
+// Retarget() moves a connection to a master that changed.
+//
 // Owned by one part and shared with its own queued handlers. Every method but Stats()
 // runs on the strand; the owner's handlers are called from it, never after Stop(), which
 // they may call.
@@ -48,8 +53,10 @@ class Reconnector : public std::enable_shared_from_this<Reconnector> {
   // A ready connection was lost (closed already), with RedisConnection's status.
   using LostHandler = absl::AnyInvocable<void(const absl::Status& status)>;
 
-  // `name` ("subscriber", "publisher") is for the logs.
-  Reconnector(const char* name, Strand strand, RedisUrl url, const RedisUpstreamOptions& options);
+  // `name` ("subscriber", "publisher") is for the logs. Without a resolver every attempt
+  // goes to `url`; with one, to the resolver's master.
+  Reconnector(const char* name, Strand strand, RedisUrl url, const RedisUpstreamOptions& options,
+              std::shared_ptr<MasterResolver> resolver = nullptr);
   Reconnector(const Reconnector&) = delete;
   Reconnector& operator=(const Reconnector&) = delete;
 
@@ -59,6 +66,10 @@ class Reconnector : public std::enable_shared_from_this<Reconnector> {
   // Drops the ready connection as lost with `status` (the owner found it stalled), and
   // reconnects; does nothing when none is ready.
   void Drop(absl::Status status);
+  // The resolver's master changed: a connection ready (or being made) elsewhere is lost
+  // (the owner hears of it as of any loss) and a new one made there at once, without
+  // backoff. Does nothing when already there, or without a resolver.
+  void Retarget();
 
   // The ready connection's context for commands, null while there is none.
   redisAsyncContext* context() const;
@@ -70,7 +81,10 @@ class Reconnector : public std::enable_shared_from_this<Reconnector> {
   void DoConnect();
   void OnReady();
   void OnClosed(absl::Status status);
+  // The ready connection is gone (closed already): counts, logs and tells the owner.
+  void LoseReady(const absl::Status& status, bool count_backoff);
   void DoScheduleRetry();
+  void DoArmRetry(absl::Duration delay);
   void OnRetry(const boost::system::error_code& ec);
   void Fail(const boost::system::error_code& ec, const char* what);
   template <typename F>
@@ -84,12 +98,19 @@ class Reconnector : public std::enable_shared_from_this<Reconnector> {
   const RedisUrl url_;
   const std::string redacted_url_;
   const RedisUpstreamOptions options_;
+  const std::shared_ptr<MasterResolver> resolver_;
   ReadyHandler on_ready_;
   LostHandler on_lost_;
 
   // Strand only.
   std::shared_ptr<RedisConnection> connection_;
+  // Where connection_ goes (url_ without a resolver), and that for the logs.
+  RedisUrl target_;
+  std::string target_redacted_;
   bool stopped_ = false;
+  // A retry is armed and not cancelled since: a timer cancelled too late still runs its
+  // handler, which must then do nothing.
+  bool retry_pending_ = false;
   bool ready_ = false;
   bool ever_ready_ = false;
   absl::Time ready_since_;

@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "bridge/common/log.h"
 
 namespace bridge::redis {
 namespace {
@@ -137,6 +138,10 @@ void RedisConnection::OnConnected() {
         redisAsyncCommand(context_, &RedisConnection::OnHandshakeReply, this, "PING") == REDIS_OK;
     handshake_pending_ += sent ? 1 : 0;
   }
+  if (sent && options_.require_master) {
+    sent = redisAsyncCommand(context_, &RedisConnection::OnRoleReply, this, "ROLE") == REDIS_OK;
+    handshake_pending_ += sent ? 1 : 0;
+  }
   if (!sent) {
     // hiredis 0.14 calls the connect callback outside its callback guard: freeing the
     // context here would pull it from under redisAsyncHandleWrite. Fail from a handler.
@@ -149,14 +154,39 @@ void RedisConnection::OnConnected() {
 void RedisConnection::OnHandshakeReply(redisAsyncContext* context, void* reply, void* privdata) {
   // A null reply: the context is being freed; its disconnect path reports.
   if (reply == nullptr) return;
-  static_cast<RedisConnection*>(privdata)->OnHandshakeReplied(context,
-                                                              static_cast<redisReply*>(reply));
+  static_cast<RedisConnection*>(privdata)->OnHandshakeReplied(
+      context, static_cast<redisReply*>(reply), /*role=*/false);
 }
 
-void RedisConnection::OnHandshakeReplied(redisAsyncContext* context, const redisReply* reply) {
+void RedisConnection::OnRoleReply(redisAsyncContext* context, void* reply, void* privdata) {
+  if (reply == nullptr) return;
+  static_cast<RedisConnection*>(privdata)->OnHandshakeReplied(
+      context, static_cast<redisReply*>(reply), /*role=*/true);
+}
+
+void RedisConnection::OnHandshakeReplied(redisAsyncContext* context, const redisReply* reply,
+                                         bool role) {
   if (context != context_ || finished_) return;
-  if (reply->type == REDIS_REPLY_ERROR) {
+  if (role && reply->type == REDIS_REPLY_ERROR && absl::StartsWith(reply->str, "NOPERM")) {
+    // An ACL user limited to pub/sub may not run ROLE. Refusing every node would leave
+    // Bridge without Redis for good; it relies on the sentinels' word alone instead.
+    BRIDGE_LOG(Warning,
+               "redis: %s:%d may not be asked ROLE (%s); trusting the sentinels that it is the "
+               "master. Grant Bridge's Redis user +role",
+               url_.host, url_.port, std::string(reply->str, reply->len));
+  } else if (reply->type == REDIS_REPLY_ERROR) {
     return Fail(ErrorFromReply("handshake", std::string(reply->str, reply->len)));
+  } else if (role) {
+    // ROLE's first element is "master", "slave" or "sentinel".
+    const redisReply* first =
+        reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 ? reply->element[0] : nullptr;
+    const std::string what = first != nullptr && first->type == REDIS_REPLY_STRING
+                                 ? std::string(first->str, first->len)
+                                 : std::string("unknown");
+    if (what != "master") {
+      return Fail(absl::FailedPreconditionError(absl::StrCat(
+          "ROLE: the node is a ", what == "slave" ? "replica" : what, ", not a master")));
+    }
   }
   if (--handshake_pending_ > 0) return;
   ready_ = true;

@@ -21,11 +21,15 @@ struct RedisConnectionOptions {
   // Bounds connect + AUTH + SELECT + PING.
   absl::Duration connect_timeout = absl::Seconds(5);
   bool tcp_keepalive = true;
+  // Ends the handshake with ROLE and fails the attempt (FAILED_PRECONDITION) unless the
+  // node says it is a master: a sentinel's answer may be stale, and a demoted master
+  // still takes subscriptions that nothing will ever publish to.
+  bool require_master = false;
 };
 
 // One attempt at a ready Redis connection: connect (TCP or Unix socket), AUTH, SELECT,
-// PING, on a strand. It reports once, through on_ready, and once more, through
-// on_closed, when the attempt fails or the ready connection drops; never after Close().
+// PING (and ROLE when asked to), on a strand. It reports once, through on_ready, and once more,
+// through on_closed, when the attempt fails or the ready connection drops; never after Close().
 // Never reused: reconnecting makes a new one.
 //
 // Shared by its owner and its own queued handlers. Every method runs on the strand. The
@@ -59,9 +63,10 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   static void OnConnectHook(const redisAsyncContext* context, int status);
   static void OnDisconnectHook(const redisAsyncContext* context, int status);
   static void OnHandshakeReply(redisAsyncContext* context, void* reply, void* privdata);
+  static void OnRoleReply(redisAsyncContext* context, void* reply, void* privdata);
 
   void OnConnected();
-  void OnHandshakeReplied(redisAsyncContext* context, const redisReply* reply);
+  void OnHandshakeReplied(redisAsyncContext* context, const redisReply* reply, bool role);
   void OnTimeout(const boost::system::error_code& ec);
   // Frees the context (hiredis defers that while in one of its callbacks) and reports.
   void Fail(absl::Status status);

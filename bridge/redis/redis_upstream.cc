@@ -10,6 +10,7 @@
 #include "bridge/redis/publisher.h"
 #include "bridge/redis/reconnector.h"
 #include "bridge/redis/redis_url.h"
+#include "bridge/redis/sentinel_resolver.h"
 #include "bridge/redis/subscriber_connection.h"
 
 namespace bridge::redis {
@@ -38,9 +39,14 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
   if (options.publish_key_window < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("--publish_key_window must be at least 1ms");
   }
+  if (url->is_sentinel() && options.sentinel_refresh_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("redis options: sentinel_refresh_interval must be positive");
+  }
   Strand strand = boost::asio::make_strand(io);
-  auto subscriber = std::make_shared<SubscriberConnection>(strand, *url, options);
-  auto publisher = std::make_shared<Publisher>(strand, *url, options);
+  std::shared_ptr<SentinelResolver> sentinel;
+  if (url->is_sentinel()) sentinel = std::make_shared<SentinelResolver>(strand, *url, options);
+  auto subscriber = std::make_shared<SubscriberConnection>(strand, *url, options, sentinel);
+  auto publisher = std::make_shared<Publisher>(strand, *url, options, sentinel);
   if (options.probe_interval > absl::ZeroDuration()) {
     subscriber->AttachProbe(std::make_shared<DeliveryProbe>(
         strand, NewProbeChannel(),
@@ -58,50 +64,56 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
         }));
   }
   return std::unique_ptr<RedisUpstream>(new RedisUpstream(
-      options, url->Redacted(), io, strand, std::move(subscriber), std::move(publisher)));
+      options, url->Redacted(), io, strand, std::move(subscriber), std::move(publisher), sentinel));
 }
 
 RedisUpstream::RedisUpstream(const RedisUpstreamOptions& options, std::string redacted_url,
                              boost::asio::io_context& io, Strand strand,
                              std::shared_ptr<SubscriberConnection> subscriber,
-                             std::shared_ptr<Publisher> publisher)
+                             std::shared_ptr<Publisher> publisher,
+                             std::shared_ptr<SentinelResolver> sentinel)
     : options_(options),
       redacted_url_(std::move(redacted_url)),
       io_(io),
       strand_(std::move(strand)),
       subscriber_(std::move(subscriber)),
-      publisher_(std::move(publisher)) {}
+      publisher_(std::move(publisher)),
+      sentinel_(std::move(sentinel)) {}
 
 RedisUpstream::~RedisUpstream() { Stop(); }
 
 void RedisUpstream::Start() {
-  boost::asio::post(strand_, [subscriber = subscriber_, publisher = publisher_,
-                              stop_finished = stop_finished_, url = redacted_url_] {
-    if (stop_finished->load(std::memory_order_acquire)) return;
-    BRIDGE_LOG(Info, "redis: connecting to %s", url);
-    subscriber->Start();
-    publisher->Start();
-  });
+  boost::asio::post(strand_,
+                    [subscriber = subscriber_, publisher = publisher_, sentinel = sentinel_,
+                     stop_finished = stop_finished_, url = redacted_url_] {
+                      if (stop_finished->load(std::memory_order_acquire)) return;
+                      BRIDGE_LOG(Info, "redis: connecting to %s", url);
+                      // First: the connections ask it where to go.
+                      if (sentinel != nullptr) sentinel->Start();
+                      subscriber->Start();
+                      publisher->Start();
+                    });
 }
 
 void RedisUpstream::Stop() {
   // Idempotent: the destructor stops again, often after the io_context has ended.
   if (stop_finished_->load(std::memory_order_acquire)) return;
   if (strand_.running_in_this_thread()) {
-    DoStop(*subscriber_, *publisher_, redacted_url_, *stop_finished_);
+    DoStop(*subscriber_, *publisher_, sentinel_.get(), redacted_url_, *stop_finished_);
     return;
   }
   auto done = std::make_shared<absl::Notification>();
-  boost::asio::post(strand_, [subscriber = subscriber_, publisher = publisher_,
-                              stop_finished = stop_finished_, url = redacted_url_, done] {
-    DoStop(*subscriber, *publisher, url, *stop_finished);
-    done->Notify();
-  });
+  boost::asio::post(strand_,
+                    [subscriber = subscriber_, publisher = publisher_, sentinel = sentinel_,
+                     stop_finished = stop_finished_, url = redacted_url_, done] {
+                      DoStop(*subscriber, *publisher, sentinel.get(), url, *stop_finished);
+                      done->Notify();
+                    });
   if (done->WaitForNotificationWithTimeout(options_.stop_timeout)) return;
   if (io_.stopped()) {
     // Nobody runs the strand any more, so no handler can race us: close from here.
     BRIDGE_LOG(Warning, "redis: io_context not running at Stop; closing from the caller");
-    DoStop(*subscriber_, *publisher_, redacted_url_, *stop_finished_);
+    DoStop(*subscriber_, *publisher_, sentinel_.get(), redacted_url_, *stop_finished_);
     return;
   }
   BRIDGE_LOG(Error, "redis: Stop did not finish within %s; the strand is blocked",
@@ -109,11 +121,13 @@ void RedisUpstream::Stop() {
 }
 
 void RedisUpstream::DoStop(SubscriberConnection& subscriber, Publisher& publisher,
-                           const std::string& redacted_url, std::atomic<bool>& stop_finished) {
+                           SentinelResolver* sentinel, const std::string& redacted_url,
+                           std::atomic<bool>& stop_finished) {
   if (stop_finished.load(std::memory_order_acquire)) return;
   // The subscriber first: it silences the listener.
   subscriber.Stop();
   publisher.Stop();
+  if (sentinel != nullptr) sentinel->Stop();
   BRIDGE_LOG(Info, "redis: upstream to %s stopped", redacted_url);
   stop_finished.store(true, std::memory_order_release);
 }
@@ -163,5 +177,9 @@ RedisUpstreamStats RedisUpstream::Stats() const {
 }
 
 std::string RedisUpstream::redacted_url() const { return redacted_url_; }
+
+std::string RedisUpstream::sentinel_master() const {
+  return sentinel_ != nullptr ? sentinel_->master_address() : std::string();
+}
 
 }  // namespace bridge::redis

@@ -20,6 +20,7 @@
 namespace bridge::redis {
 
 class Publisher;
+class SentinelResolver;
 class SubscriberConnection;
 
 // The hub's upstream on one Redis server, over two connections driven by hiredis on its
@@ -27,6 +28,8 @@ class SubscriberConnection;
 // and (P)UNSUBSCRIBE, a Publisher every PUBLISH. Each connection reconnects by itself
 // (a Reconnector each), forever, with backoff, until Stop(); the subscriber's announces
 // each new connection to the listener with a fresh epoch. This class only wires them.
+// With a redis+sentinel:// URL a SentinelResolver tells both where the master is, and
+// moves both when it changes.
 //
 // Thread-safe. Every listener call comes from the strand, one at a time, and none comes
 // after Stop() returned. The io_context must be run by the caller and outlive this
@@ -59,6 +62,9 @@ class RedisUpstream : public hub::Upstream {
   RedisUpstreamStats Stats() const;
   // The URL with its password hidden, for logs.
   std::string redacted_url() const;
+  // Sentinel: "host:port" of the master in use, empty while none is known or without
+  // Sentinel.
+  std::string sentinel_master() const;
 
  private:
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
@@ -66,13 +72,14 @@ class RedisUpstream : public hub::Upstream {
   RedisUpstream(const RedisUpstreamOptions& options, std::string redacted_url,
                 boost::asio::io_context& io, Strand strand,
                 std::shared_ptr<SubscriberConnection> subscriber,
-                std::shared_ptr<Publisher> publisher);
+                std::shared_ptr<Publisher> publisher, std::shared_ptr<SentinelResolver> sentinel);
 
-  // On the strand (or once nobody runs it): stops both parts, once, and sets
+  // On the strand (or once nobody runs it): stops the parts, once, and sets
   // `stop_finished`. Static: a Stop that timed out leaves it queued past this object, with
-  // what it touches.
+  // what it touches. `sentinel` may be null.
   static void DoStop(SubscriberConnection& subscriber, Publisher& publisher,
-                     const std::string& redacted_url, std::atomic<bool>& stop_finished);
+                     SentinelResolver* sentinel, const std::string& redacted_url,
+                     std::atomic<bool>& stop_finished);
 
   const RedisUpstreamOptions options_;
   const std::string redacted_url_;
@@ -80,6 +87,8 @@ class RedisUpstream : public hub::Upstream {
   Strand strand_;
   const std::shared_ptr<SubscriberConnection> subscriber_;
   const std::shared_ptr<Publisher> publisher_;
+  // Null without Sentinel.
+  const std::shared_ptr<SentinelResolver> sentinel_;
   // Set once a Stop has completed; later Stops return at once, and a Start queued before
   // one does nothing.
   const std::shared_ptr<std::atomic<bool>> stop_finished_ =

@@ -45,6 +45,13 @@ struct RedisUpstreamOptions {
   // probe_timeout, or the connection is dropped as lost. Zero probe_interval: no probe.
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration probe_timeout = absl::Seconds(3);
+  // Sentinel only (redis+sentinel:// URLs): how often the sentinels are asked where the
+  // master is, besides following their +switch-master events, so that a missed event
+  // keeps Bridge on a demoted master at most this long.
+  absl::Duration sentinel_refresh_interval = absl::Seconds(2);
+  // Follow +switch-master on a sentinel. Tests turn it off to show that asking again
+  // finds a new master alone.
+  bool sentinel_events = true;
   // How long Stop() from another thread waits for the strand to close the connections.
   absl::Duration stop_timeout = absl::Seconds(5);
 };

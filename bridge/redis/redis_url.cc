@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 
 namespace bridge::redis {
@@ -12,6 +13,8 @@ namespace {
 
 constexpr absl::string_view kRedisScheme = "redis://";
 constexpr absl::string_view kUnixScheme = "unix://";
+constexpr absl::string_view kSentinelScheme = "redis+sentinel://";
+constexpr int kSentinelPort = 26379;
 
 // Never echoes the URL: it may carry a password.
 absl::Status Invalid(absl::string_view why) {
@@ -64,6 +67,14 @@ std::string PercentEncode(absl::string_view in) {
   return out;
 }
 
+void AppendNode(std::string* out, const RedisUrl::Node& node) {
+  if (node.host.find(':') != std::string::npos) {
+    absl::StrAppend(out, "[", node.host, "]:", node.port);
+  } else {
+    absl::StrAppend(out, node.host, ":", node.port);
+  }
+}
+
 absl::StatusOr<int> ParseDb(absl::string_view text) {
   int db = 0;
   if (text.empty() || !absl::ascii_isdigit(static_cast<unsigned char>(text[0])) ||
@@ -71,6 +82,132 @@ absl::StatusOr<int> ParseDb(absl::string_view text) {
     return Invalid(absl::StrCat("database must be a non-negative integer, got '", text, "'"));
   }
   return db;
+}
+
+// host[:port], or [ipv6][:port]; `default_port` when the port is left out.
+absl::StatusOr<RedisUrl::Node> ParseNode(absl::string_view authority, int default_port) {
+  RedisUrl::Node out;
+  out.port = default_port;
+  absl::string_view port_text;
+  if (!authority.empty() && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close == absl::string_view::npos) return Invalid("unterminated IPv6 literal");
+    out.host = std::string(authority.substr(1, close - 1));
+    const absl::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return Invalid("junk after the IPv6 literal");
+      port_text = after.substr(1);
+      if (port_text.empty()) return Invalid("empty port");
+    }
+  } else {
+    const size_t colon = authority.find(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != absl::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return Invalid("empty port");
+    }
+  }
+  if (out.host.empty()) return Invalid("missing host");
+  if (!port_text.empty()) {
+    int port = 0;
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(port_text[0])) ||
+        !absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
+      return Invalid(absl::StrCat("port must be 1..65535, got '", port_text, "'"));
+    }
+    out.port = port;
+  }
+  return out;
+}
+
+// Takes "user:password@" off the front of `rest`, when there, into `out`.
+absl::Status ParseCredentials(absl::string_view& rest, RedisUrl& out) {
+  // The host part holds no '@', so the last one ends the credentials; a password that
+  // contains '@' or '/' must be percent-encoded anyway.
+  const size_t at = rest.rfind('@');
+  if (at == absl::string_view::npos) return absl::OkStatus();
+  const absl::string_view userinfo = rest.substr(0, at);
+  rest = rest.substr(at + 1);
+  const size_t colon = userinfo.find(':');
+  if (colon == absl::string_view::npos) {
+    return Invalid("credentials must be user:password@ or :password@");
+  }
+  absl::StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon), "user");
+  if (!user.ok()) return user.status();
+  absl::StatusOr<std::string> password = PercentDecode(userinfo.substr(colon + 1), "password");
+  if (!password.ok()) return password.status();
+  if (password->empty()) return Invalid("empty password");
+  out.user = *std::move(user);
+  out.password = *std::move(password);
+  return absl::OkStatus();
+}
+
+// redis+sentinel://[user:password@]s1[:port],s2[:port]/master[/db][?sentinel_user=..&
+// sentinel_password=..]; `rest` follows the scheme.
+absl::StatusOr<RedisUrl> ParseSentinel(absl::string_view rest) {
+  RedisUrl out;
+  out.mode = RedisUrl::Mode::kSentinel;
+  if (rest.find('#') != absl::string_view::npos) {
+    return Invalid("fragments are not supported in redis+sentinel:// URLs");
+  }
+  absl::string_view query;
+  if (const size_t q = rest.find('?'); q != absl::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  // The path starts at the first '/' after the credentials (which end at the last '@').
+  const size_t at = rest.rfind('@');
+  const size_t slash = rest.find('/', at == absl::string_view::npos ? 0 : at);
+  if (slash == absl::string_view::npos) {
+    return Invalid("a Sentinel URL names its master: redis+sentinel://s1:26379,s2:26379/mymaster");
+  }
+  absl::string_view authority = rest.substr(0, slash);
+  absl::string_view path = rest.substr(slash + 1);
+  if (absl::Status st = ParseCredentials(authority, out); !st.ok()) return st;
+  for (absl::string_view part : absl::StrSplit(authority, ',')) {
+    absl::StatusOr<RedisUrl::Node> node = ParseNode(part, kSentinelPort);
+    if (!node.ok()) return node.status();
+    out.nodes.push_back(*std::move(node));
+  }
+  const size_t db_slash = path.find('/');
+  absl::StatusOr<std::string> name = PercentDecode(path.substr(0, db_slash), "master name");
+  if (!name.ok()) return name.status();
+  if (name->empty()) {
+    return Invalid("a Sentinel URL names its master: redis+sentinel://s1:26379,s2:26379/mymaster");
+  }
+  out.master_name = *std::move(name);
+  if (db_slash != absl::string_view::npos) {
+    const absl::string_view db = path.substr(db_slash + 1);
+    if (!db.empty()) {
+      absl::StatusOr<int> parsed = ParseDb(db);
+      if (!parsed.ok()) return parsed.status();
+      out.db = *parsed;
+    }
+  }
+  if (!query.empty()) {
+    for (absl::string_view param : absl::StrSplit(query, '&')) {
+      const size_t eq = param.find('=');
+      const absl::string_view key = param.substr(0, eq);
+      const absl::string_view value =
+          eq == absl::string_view::npos ? absl::string_view() : param.substr(eq + 1);
+      std::string* field = nullptr;
+      if (key == "sentinel_user") {
+        field = &out.sentinel_user;
+      } else if (key == "sentinel_password") {
+        field = &out.sentinel_password;
+      } else {
+        return Invalid(
+            "the query parameters of a Sentinel URL are sentinel_user and sentinel_password");
+      }
+      absl::StatusOr<std::string> decoded = PercentDecode(value, std::string(key));
+      if (!decoded.ok()) return decoded.status();
+      if (decoded->empty()) return Invalid(absl::StrCat("empty ", key));
+      *field = *std::move(decoded);
+    }
+    if (!out.sentinel_user.empty() && out.sentinel_password.empty()) {
+      return Invalid("sentinel_user needs a sentinel_password");
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<RedisUrl> ParseUnix(absl::string_view rest) {
@@ -106,6 +243,9 @@ absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
   if (absl::StartsWithIgnoreCase(url, kUnixScheme)) {
     return ParseUnix(url.substr(kUnixScheme.size()));
   }
+  if (absl::StartsWithIgnoreCase(url, kSentinelScheme)) {
+    return ParseSentinel(url.substr(kSentinelScheme.size()));
+  }
   if (absl::StartsWithIgnoreCase(url, "rediss://")) {
     return Invalid("TLS (rediss://) is not supported by this build");
   }
@@ -118,23 +258,7 @@ absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
   }
 
   RedisUrl out;
-  // The host part holds no '@', so the last one ends the credentials; a password that
-  // contains '@' or '/' must be percent-encoded anyway.
-  if (const size_t at = rest.rfind('@'); at != absl::string_view::npos) {
-    const absl::string_view userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    const size_t colon = userinfo.find(':');
-    if (colon == absl::string_view::npos) {
-      return Invalid("credentials must be user:password@ or :password@");
-    }
-    absl::StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon), "user");
-    if (!user.ok()) return user.status();
-    absl::StatusOr<std::string> password = PercentDecode(userinfo.substr(colon + 1), "password");
-    if (!password.ok()) return password.status();
-    if (password->empty()) return Invalid("empty password");
-    out.user = *std::move(user);
-    out.password = *std::move(password);
-  }
+  if (absl::Status st = ParseCredentials(rest, out); !st.ok()) return st;
 
   absl::string_view authority = rest;
   if (const size_t slash = rest.find('/'); slash != absl::string_view::npos) {
@@ -147,38 +271,51 @@ absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
     }
   }
 
-  absl::string_view port_text;
-  if (!authority.empty() && authority[0] == '[') {
-    const size_t close = authority.find(']');
-    if (close == absl::string_view::npos) return Invalid("unterminated IPv6 literal");
-    out.host = std::string(authority.substr(1, close - 1));
-    const absl::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return Invalid("junk after the IPv6 literal");
-      port_text = after.substr(1);
-      if (port_text.empty()) return Invalid("empty port");
-    }
-  } else {
-    const size_t colon = authority.find(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != absl::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return Invalid("empty port");
-    }
-  }
-  if (out.host.empty()) return Invalid("missing host");
-  if (!port_text.empty()) {
-    int port = 0;
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(port_text[0])) ||
-        !absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
-      return Invalid(absl::StrCat("port must be 1..65535, got '", port_text, "'"));
-    }
-    out.port = port;
-  }
+  absl::StatusOr<RedisUrl::Node> node = ParseNode(authority, out.port);
+  if (!node.ok()) return node.status();
+  out.host = std::move(node->host);
+  out.port = node->port;
+  return out;
+}
+
+RedisUrl RedisUrl::AtNode(const Node& node) const {
+  RedisUrl out;
+  out.host = node.host;
+  out.port = node.port;
+  out.user = user;
+  out.password = password;
+  out.db = db;
+  return out;
+}
+
+RedisUrl RedisUrl::SentinelAt(const Node& node) const {
+  RedisUrl out;
+  out.host = node.host;
+  out.port = node.port;
+  out.user = sentinel_user;
+  out.password = sentinel_password;
   return out;
 }
 
 std::string RedisUrl::Redacted() const {
+  if (is_sentinel()) {
+    std::string out(kSentinelScheme);
+    if (!password.empty()) absl::StrAppend(&out, PercentEncode(user), ":***@");
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      AppendNode(&out, nodes[i]);
+    }
+    absl::StrAppend(&out, "/", PercentEncode(master_name));
+    if (db != 0) absl::StrAppend(&out, "/", db);
+    if (!sentinel_password.empty()) {
+      absl::StrAppend(&out, "?");
+      if (!sentinel_user.empty()) {
+        absl::StrAppend(&out, "sentinel_user=", PercentEncode(sentinel_user), "&");
+      }
+      absl::StrAppend(&out, "sentinel_password=***");
+    }
+    return out;
+  }
   if (is_unix()) {
     std::string out = absl::StrCat("unix://", socket_path);
     if (db != 0) absl::StrAppend(&out, "?db=", db);
@@ -186,12 +323,7 @@ std::string RedisUrl::Redacted() const {
   }
   std::string out(kRedisScheme);
   if (!password.empty()) absl::StrAppend(&out, PercentEncode(user), ":***@");
-  if (host.find(':') != std::string::npos) {
-    absl::StrAppend(&out, "[", host, "]");
-  } else {
-    absl::StrAppend(&out, host);
-  }
-  absl::StrAppend(&out, ":", port);
+  AppendNode(&out, Node{host, port});
   if (db != 0) absl::StrAppend(&out, "/", db);
   return out;
 }

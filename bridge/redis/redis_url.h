@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -12,9 +13,23 @@ namespace bridge::redis {
 //   redis://[user:password@]host[:port][/db]     (also redis://:password@host...)
 //   unix:///path/to/redis.sock[?db=N]
 //   /path/to/redis.sock                          (a plain absolute path)
+//   redis+sentinel://[user:password@]s1[:26379],s2[:26379]/master[/db]
+//       [?sentinel_user=u&sentinel_password=p]
+// In the Sentinel form the sentinels are asked where `master` is; user, password and db
+// are the master's, the query's credentials the sentinels' own (when they require AUTH).
 // User and password are percent-decoded. A plain value type; copy it freely.
 struct RedisUrl {
   enum class Transport { kTcp, kUnix };
+  // kSingle: one server at host:port (or socket_path); kSentinel: the master the sentinels
+  // in `nodes` name `master_name`.
+  enum class Mode { kSingle, kSentinel };
+  struct Node {
+    std::string host;  // IPv6 literals without brackets.
+    int port = 0;
+    bool operator==(const Node& other) const { return host == other.host && port == other.port; }
+  };
+
+  Mode mode = Mode::kSingle;
 
   Transport transport = Transport::kTcp;
   std::string host;         // kTcp only; IPv6 literals without brackets.
@@ -23,11 +38,22 @@ struct RedisUrl {
   std::string user;         // Empty: AUTH with the password alone (Redis < 6 style).
   std::string password;     // Empty: no AUTH.
   int db = 0;
+  // kSentinel only.
+  std::vector<Node> nodes;
+  std::string master_name;
+  std::string sentinel_user;
+  std::string sentinel_password;  // Empty: the sentinels get no AUTH.
 
   // INVALID_ARGUMENT, saying what is wrong, for anything else.
   static absl::StatusOr<RedisUrl> Parse(std::string_view url);
 
   bool is_unix() const { return transport == Transport::kUnix; }
+  bool is_sentinel() const { return mode == Mode::kSentinel; }
+  // The single server at `node` with this URL's user, password and db: the master once a
+  // sentinel named it.
+  RedisUrl AtNode(const Node& node) const;
+  // The sentinel at `node`, with the sentinels' credentials and no db.
+  RedisUrl SentinelAt(const Node& node) const;
   // The URL with the password replaced by "***", for logs.
   std::string Redacted() const;
 };

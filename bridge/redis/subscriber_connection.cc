@@ -25,10 +25,12 @@ bool IsString(const redisReply* reply) {
 }  // namespace
 
 SubscriberConnection::SubscriberConnection(Strand strand, RedisUrl url,
-                                           const RedisUpstreamOptions& options)
+                                           const RedisUpstreamOptions& options,
+                                           std::shared_ptr<MasterResolver> resolver)
     : strand_(strand),
       options_(options),
-      reconnector_(std::make_shared<Reconnector>("subscriber", strand, std::move(url), options)) {}
+      reconnector_(std::make_shared<Reconnector>("subscriber", strand, std::move(url), options,
+                                                 std::move(resolver))) {}
 
 void SubscriberConnection::Start() {
   // The reconnector keeps us until Stop: our context's callbacks carry `this`.

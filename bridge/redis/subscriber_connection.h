@@ -18,6 +18,7 @@
 #include "bridge/hub/upstream.h"
 #include "bridge/redis/asio_hiredis.h"
 #include "bridge/redis/delivery_probe.h"
+#include "bridge/redis/master_resolver.h"
 #include "bridge/redis/reconnector.h"
 #include "bridge/redis/redis_upstream_options.h"
 #include "bridge/redis/redis_url.h"
@@ -34,7 +35,9 @@ namespace bridge::redis {
 // the strand, none after Stop().
 class SubscriberConnection : public std::enable_shared_from_this<SubscriberConnection> {
  public:
-  SubscriberConnection(Strand strand, RedisUrl url, const RedisUpstreamOptions& options);
+  // With a resolver, the connection goes to its master rather than to `url`.
+  SubscriberConnection(Strand strand, RedisUrl url, const RedisUpstreamOptions& options,
+                       std::shared_ptr<MasterResolver> resolver = nullptr);
   SubscriberConnection(const SubscriberConnection&) = delete;
   SubscriberConnection& operator=(const SubscriberConnection&) = delete;
 

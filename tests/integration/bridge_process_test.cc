@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/grpc_client.h"
+#include "tests/support/redis_sentinel.h"
 #include "tests/support/redis_server.h"
 
 namespace bridge::testing {
@@ -357,7 +358,10 @@ TEST(BridgeProcessTest, HelpDocumentsEveryFlagAndItsVariable) {
                            "--probe_interval",
                            "BRIDGE_PROBE_INTERVAL",
                            "--probe_timeout",
-                           "BRIDGE_PROBE_TIMEOUT"}) {
+                           "BRIDGE_PROBE_TIMEOUT",
+                           "redis+sentinel://",
+                           "--sentinel_refresh_interval",
+                           "BRIDGE_SENTINEL_REFRESH_INTERVAL"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("BRIDGE_REDIS"), std::string::npos);
@@ -373,6 +377,11 @@ TEST(BridgeProcessTest, BadConfigurationIsRefusedWithExitCode2) {
   EXPECT_NE(out.find("--slow_consumer"), std::string::npos) << out;
   out = RunCommand(absl::StrCat(BRIDGE_BINARY, " --redis=http://x 2>&1"), &code);
   EXPECT_EQ(code, 2);
+  // A Sentinel URL without the master's name.
+  out =
+      RunCommand(absl::StrCat(BRIDGE_BINARY, " --redis=redis+sentinel://127.0.0.1:1 2>&1"), &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("names its master"), std::string::npos) << out;
   out = RunCommand(absl::StrCat("BRIDGE_MAX_QUEUED_MESSAGES=lots ", BRIDGE_BINARY, " 2>&1"), &code);
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("BRIDGE_MAX_QUEUED_MESSAGES"), std::string::npos) << out;
@@ -467,6 +476,52 @@ TEST(BridgeProcessTest, EnvironmentConfiguresAndSigtermDrains) {
   EXPECT_EQ(WaitExit(pid, absl::Seconds(5)), 0);
   EXPECT_LT(absl::Now() - before, absl::Seconds(3));
   EXPECT_TRUE(WaitFor([&] { return redis.NumSub("ops") == 0; }));
+}
+
+// The binary on Redis Sentinel, configured from the environment: it uses the master the
+// sentinels name, follows a forced failover (its subscriber gets a gap, then messages from
+// the new master), says so in its log, and /healthz is 200 again after.
+TEST(BridgeProcessTest, SentinelUrlFollowsTheMasterThroughAFailover) {
+  RedisSentinelSetup sentinel;
+  const int grpc_port = FreePort();
+  const int ws_port = FreePort();
+  const std::string log = absl::StrCat(::testing::TempDir(), "/sentinel-", getpid(), ".log");
+  const pid_t pid = Spawn(
+      {absl::StrCat("--grpc_addr=127.0.0.1:", grpc_port),
+       absl::StrCat("--ws_addr=127.0.0.1:", ws_port)},
+      {absl::StrCat("BRIDGE_REDIS=", sentinel.url()), "BRIDGE_SENTINEL_REFRESH_INTERVAL=1s"}, log);
+  ChildGuard guard(pid);
+  auto channel = Connect(grpc_port);
+  ASSERT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
+  StreamReader reader(channel, Channels({"ops"}));
+  ASSERT_TRUE(reader.WaitSubscribed());
+  ASSERT_EQ(sentinel.node(0).Publish("ops", "one"), 1);
+  ASSERT_TRUE(reader.WaitForEvents(2));
+  const std::string old_master = absl::StrCat("127.0.0.1:", sentinel.node(0).port());
+  const std::string new_master = absl::StrCat("127.0.0.1:", sentinel.node(1).port());
+  EXPECT_NE(ReadFile(log).find("master 'mymaster' is " + old_master), std::string::npos)
+      << ReadFile(log);
+
+  ASSERT_TRUE(sentinel.ForceFailover().ok());
+  ASSERT_TRUE(WaitFor([&] { return sentinel.node(1).NumSub("ops") == 1; }, absl::Seconds(30)))
+      << ReadFile(log);
+  EXPECT_TRUE(
+      WaitFor([&] { return HttpGet(ws_port, "/healthz").find(" 200 ") != std::string::npos; }));
+  ASSERT_EQ(sentinel.node(1).Publish("ops", "two"), 1);
+  ASSERT_TRUE(reader.WaitForEvents(4));
+  const std::vector<v1::Event> events = reader.events();
+  ASSERT_TRUE(events[2].has_gap()) << events[2].DebugString();
+  EXPECT_EQ(events[2].gap().reason(), "redis_reconnect");
+  EXPECT_EQ(events[3].message().payload(), "two");
+  EXPECT_NE(ReadFile(log).find(
+                absl::StrCat("master 'mymaster' moved from ", old_master, " to ", new_master)),
+            std::string::npos)
+      << ReadFile(log);
+
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid, absl::Seconds(8)), 0) << ReadFile(log);
+  std::remove(log.c_str());
 }
 
 TEST(BridgeProcessTest, SigintAlsoDrains) {

@@ -125,5 +125,106 @@ TEST(RedisUrlTest, RedactedHidesThePassword) {
   EXPECT_EQ(url->Redacted(), "unix:///tmp/r.sock?db=2");
 }
 
+TEST(RedisUrlTest, SentinelListsTheSentinelsAndNamesTheMaster) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis+sentinel://s1:26380,s2,[::1]:7/mymaster");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_TRUE(url->is_sentinel());
+  EXPECT_FALSE(url->is_unix());
+  ASSERT_EQ(url->nodes.size(), 3u);
+  EXPECT_EQ(url->nodes[0], (RedisUrl::Node{"s1", 26380}));
+  EXPECT_EQ(url->nodes[1], (RedisUrl::Node{"s2", 26379}));
+  EXPECT_EQ(url->nodes[2], (RedisUrl::Node{"::1", 7}));
+  EXPECT_EQ(url->master_name, "mymaster");
+  EXPECT_EQ(url->db, 0);
+  EXPECT_TRUE(url->password.empty());
+  EXPECT_TRUE(url->sentinel_password.empty());
+
+  // A plain redis:// URL is no Sentinel one.
+  url = RedisUrl::Parse("redis://h:1");
+  ASSERT_TRUE(url.ok());
+  EXPECT_FALSE(url->is_sentinel());
+  EXPECT_TRUE(url->nodes.empty());
+}
+
+TEST(RedisUrlTest, SentinelCredentialsAndDatabase) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse(
+      "redis+sentinel://alice:p%40ss@s1:1,s2:2/my%20master/3"
+      "?sentinel_user=watch&sentinel_password=s%26cret");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->user, "alice");
+  EXPECT_EQ(url->password, "p@ss");
+  EXPECT_EQ(url->master_name, "my master");
+  EXPECT_EQ(url->db, 3);
+  EXPECT_EQ(url->sentinel_user, "watch");
+  EXPECT_EQ(url->sentinel_password, "s&cret");
+
+  // The master's credentials and db go to the master; the sentinels' to the sentinels.
+  const RedisUrl master = url->AtNode(RedisUrl::Node{"10.0.0.5", 6380});
+  EXPECT_FALSE(master.is_sentinel());
+  EXPECT_EQ(master.host, "10.0.0.5");
+  EXPECT_EQ(master.port, 6380);
+  EXPECT_EQ(master.user, "alice");
+  EXPECT_EQ(master.password, "p@ss");
+  EXPECT_EQ(master.db, 3);
+  const RedisUrl sentinel = url->SentinelAt(url->nodes[1]);
+  EXPECT_FALSE(sentinel.is_sentinel());
+  EXPECT_EQ(sentinel.host, "s2");
+  EXPECT_EQ(sentinel.port, 2);
+  EXPECT_EQ(sentinel.user, "watch");
+  EXPECT_EQ(sentinel.password, "s&cret");
+  EXPECT_EQ(sentinel.db, 0);
+
+  url = RedisUrl::Parse("REDIS+SENTINEL://:pw@s1/m?sentinel_password=x");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->user, "");
+  EXPECT_EQ(url->password, "pw");
+  EXPECT_EQ(url->sentinel_user, "");
+  EXPECT_EQ(url->sentinel_password, "x");
+}
+
+TEST(RedisUrlTest, RejectsBadSentinelUrls) {
+  for (const char* bad : {
+           "redis+sentinel://",
+           "redis+sentinel://s1:26379",
+           "redis+sentinel://s1:26379/",
+           "redis+sentinel:///mymaster",
+           "redis+sentinel://s1,/m",
+           "redis+sentinel://,s1/m",
+           "redis+sentinel://s1:0/m",
+           "redis+sentinel://s1:/m",
+           "redis+sentinel://s1:x/m",
+           "redis+sentinel://s1/m/x",
+           "redis+sentinel://s1/m/-1",
+           "redis+sentinel://s1/m?db=1",
+           "redis+sentinel://s1/m?sentinel_password=",
+           "redis+sentinel://s1/m?sentinel_user=u",
+           "redis+sentinel://s1/m?sentinel_password=a%zz",
+           "redis+sentinel://s1/m#frag",
+           "redis+sentinel://user@s1/m",
+           "redis+sentinel://:@s1/m",
+           "redis+sentinel://[::1/m",
+       }) {
+    absl::StatusOr<RedisUrl> url = RedisUrl::Parse(bad);
+    EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument) << "'" << bad << "'";
+  }
+}
+
+TEST(RedisUrlTest, SentinelRedactedHidesBothPasswords) {
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse(
+      "redis+sentinel://alice:s3cret@s1,s2:26380/mymaster/2?sentinel_user=w&sentinel_password="
+      "topsecret");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->Redacted(),
+            "redis+sentinel://alice:***@s1:26379,s2:26380/mymaster/2"
+            "?sentinel_user=w&sentinel_password=***");
+  url = RedisUrl::Parse("redis+sentinel://[::1]/m");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->Redacted(), "redis+sentinel://[::1]:26379/m");
+
+  url = RedisUrl::Parse("redis+sentinel://:topsecret@s1:99999/m?sentinel_password=topsecret2");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(std::string(url.status().message()).find("topsecret"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace bridge::redis

@@ -1,18 +1,22 @@
 #ifndef BRIDGE_WS_COALESCING_STREAM_H_
 #define BRIDGE_WS_COALESCING_STREAM_H_
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "boost/asio/associated_executor.hpp"
 #include "boost/asio/async_result.hpp"
+#include "boost/asio/bind_executor.hpp"
 #include "boost/asio/buffer.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/socket_base.hpp"
@@ -108,25 +112,38 @@ class CoalescingStream {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& buffers) {
+          auto ex = boost::asio::get_associated_executor(handler, get_executor());
+          if (read_budget_ && *read_budget_ == 0) {
+            return boost::asio::post(
+                ex, boost::beast::bind_front_handler(
+                        std::move(handler), error_code(boost::asio::error::message_size), 0));
+          }
           if (!read_ahead_.empty()) {
             const std::size_t n = boost::asio::buffer_copy(
                 buffers, boost::asio::buffer(read_ahead_.data(), read_ahead_.size()));
             read_ahead_.erase(0, n);
             if (read_ahead_.empty()) std::string().swap(read_ahead_);
-            auto ex = boost::asio::get_associated_executor(handler, get_executor());
-            boost::asio::post(
+            Spend(n);
+            return boost::asio::post(
                 ex, boost::beast::bind_front_handler(std::move(handler), error_code(), n));
-            return;
           }
-          if (!waiting_ || error_) return next_.async_read_some(buffers, std::move(handler));
-          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          waiters_.push_back([this, shared, buffers, ex = get_executor()](error_code ec) {
-            if (!ec) return next_.async_read_some(buffers, std::move(*shared));
-            auto hex = boost::asio::get_associated_executor(*shared, ex);
-            boost::asio::post(hex, boost::beast::bind_front_handler(std::move(*shared), ec, 0));
-          });
+          if (!read_budget_) return ReadNext(buffers, std::move(handler));
+          // Counted as the bytes arrive, on the handler's own executor.
+          ReadNext(buffers,
+                   boost::asio::bind_executor(ex, [this, handler = std::move(handler)](
+                                                      error_code ec, std::size_t n) mutable {
+                     Spend(n);
+                     handler(ec, n);
+                   }));
         },
         token, buffers);
+  }
+
+  // From now on the peer may send at most `max_bytes` more: later reads fail with
+  // message_size. For a close Bridge starts, whose handshake reads until the peer's close
+  // frame: a peer that floods instead meets the same bound as the teardown's drain.
+  void LimitReads(std::size_t max_bytes) {
+    if (!read_budget_ || *read_budget_ > max_bytes) read_budget_ = max_bytes;
   }
 
   // Takes every byte (or fails with the stream's error) and completes through the
@@ -193,6 +210,20 @@ class CoalescingStream {
   struct Batch;
 
  private:
+  // A read of the socket, once it has drained.
+  template <class MutableBuffers, class Handler>
+  void ReadNext(const MutableBuffers& buffers, Handler&& handler) {
+    if (!waiting_ || error_) return next_.async_read_some(buffers, std::forward<Handler>(handler));
+    auto shared = std::make_shared<std::decay_t<Handler>>(std::forward<Handler>(handler));
+    waiters_.push_back([this, shared, buffers, ex = get_executor()](error_code ec) {
+      if (!ec) return next_.async_read_some(buffers, std::move(*shared));
+      auto hex = boost::asio::get_associated_executor(*shared, ex);
+      boost::asio::post(hex, boost::beast::bind_front_handler(std::move(*shared), ec, 0));
+    });
+  }
+  void Spend(std::size_t n) {
+    if (read_budget_) *read_budget_ -= std::min(n, *read_budget_);
+  }
   void AppendCopy(std::string_view bytes);
   // Accounts for the bytes appended to b.bytes from `before` on.
   void NoteCopied(Batch& b, size_t before);
@@ -219,6 +250,8 @@ class CoalescingStream {
   // that wait for it.
   std::vector<std::function<void(error_code)>> waiters_;
   std::string read_ahead_;
+  // What the peer may still send, when limited (LimitReads).
+  std::optional<std::size_t> read_budget_;
   std::size_t max_drain_bytes_ = 4 << 20;
   std::chrono::steady_clock::duration drain_timeout_ = std::chrono::seconds(10);
 };

@@ -452,6 +452,8 @@ void WsSession::BeginClose(websocket::close_code code, std::string_view reason) 
   // Beast may have begun the close itself; its read then ends the session.
   if (!Writable()) return;
   phase_ = Phase::kClosing;
+  // The peer may answer the close, not flood it: the handshake's reads are bounded too.
+  ws_.next_layer().LimitReads(kMaxDrainBytes);
   close_reason_ = websocket::close_reason(code, beast::string_view(reason.data(), reason.size()));
   // A peer that reads nothing never lets the close frame out; cut it at the deadline.
   close_deadline_ = Clock::now() + ToClock(state_->options().handshake_timeout);

@@ -439,7 +439,9 @@ TEST_F(GrpcBridgeTest, UndecodableRequestsAreInvalidArgument) {
 // for another channel ends with PERMISSION_DENIED; the others go on, and Bridge does not
 // keep asking Redis for the channel (each refusal costs the shared subscriber connection).
 TEST_F(GrpcBridgeTest, AChannelRedisRefusesEndsOnlyItsStreams) {
-  RedisServer acl({"user app on >pw ~* resetchannels &app:* +@all"});
+  // The delivery probe's channels allowed, as README advises: a refused probe would cost
+  // the subscriber connection once, racing the refusal this test is about.
+  RedisServer acl({"user app on >pw ~* resetchannels &app:* &__bridge_probe__:* +@all"});
   StartApp({}, "redis://app:pw@127.0.0.1:" + std::to_string(acl.port()));
 
   StreamReader allowed(channel_, Channels({"app:a"}));

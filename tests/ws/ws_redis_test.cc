@@ -73,7 +73,9 @@ TEST_F(WsRedisTest, HealthzFollowsRedis) {
 // Bridge connects as a Redis user whose ACL allows the channels app:* only: a socket
 // asking for another channel gets a forbidden error for it and keeps the rest.
 TEST(WsRedisAclTest, ARefusedChannelIsAnErrorAndTheSocketStays) {
-  RedisServer acl({"user app on >pw ~* resetchannels &app:* +@all"});
+  // The delivery probe's channels allowed, as README advises: a refused probe would cost
+  // the subscriber connection once, racing the refusal this test is about.
+  RedisServer acl({"user app on >pw ~* resetchannels &app:* &__bridge_probe__:* +@all"});
   AppOptions o;
   o.redis.url = "redis://app:pw@127.0.0.1:" + std::to_string(acl.port());
   o.grpc_addr = "127.0.0.1:0";

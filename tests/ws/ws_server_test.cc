@@ -858,6 +858,37 @@ TEST_F(WsServerTest, PingFloodMeetsBackPressure) {
   writer.join();
 }
 
+// A client rate-limited that floods on instead of answering the close frame: the close
+// handshake reads no more than the teardown's drain would (16 MiB), then cuts the
+// socket, rather than reading the flood for the whole close deadline.
+TEST_F(WsServerTest, AFloodAfterTheCloseIsCut) {
+  WsOptions o = Defaults();
+  o.max_client_frames_per_sec = 5;
+  o.client_frame_burst = 10;
+  o.handshake_timeout = absl::Seconds(60);
+  Start(o);
+  auto c = RawClient::Connect(server_->port(), 1 << 20);
+  ASSERT_NE(c, nullptr);
+  const std::string ping = MaskedFrame(kPing, std::string(125, 'p'));
+  std::string burst;
+  for (int i = 0; i < 64; ++i) burst += ping;
+  // Without the bound the server would read the flood for 60 s: far past this.
+  constexpr size_t kLimit = size_t{256} << 20;
+  size_t sent = 0;
+  bool cut = false;
+  while (sent < kLimit) {
+    const ssize_t n = c->SendSome(std::string_view(burst).substr(sent % burst.size()));
+    if (n < 0) {
+      cut = errno == ECONNRESET || errno == EPIPE;
+      break;
+    }
+    sent += static_cast<size_t>(n);
+    if (n == 0 && !c->WaitWritable(absl::Seconds(20))) break;
+  }
+  EXPECT_TRUE(cut) << "sent " << sent << " bytes: " << strerror(errno);
+  EXPECT_LT(sent, size_t{64} << 20);
+}
+
 // Clients that send a frame and reset the connection at once: the server's reply finds
 // the socket reset, and the session ends there. Nothing reads the socket after the
 // server closed it (which logged "read: Bad file descriptor" once per such client).

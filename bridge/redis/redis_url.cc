@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 
 namespace bridge::redis {
@@ -96,6 +97,76 @@ absl::StatusOr<RedisUrl> ParseUnix(absl::string_view rest) {
   return out;
 }
 
+constexpr absl::string_view kClusterScheme = "redis+cluster://";
+
+// One "host[:port]" or "[v6]:port" of a cluster URL's node list.
+absl::StatusOr<RedisUrl::Node> ParseNode(absl::string_view text) {
+  RedisUrl::Node node;
+  absl::string_view port_text;
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    if (close == absl::string_view::npos) return Invalid("unterminated IPv6 literal");
+    node.host = std::string(text.substr(1, close - 1));
+    const absl::string_view after = text.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return Invalid("junk after the IPv6 literal");
+      port_text = after.substr(1);
+      if (port_text.empty()) return Invalid("empty port");
+    }
+  } else {
+    const size_t colon = text.find(':');
+    node.host = std::string(text.substr(0, colon));
+    if (colon != absl::string_view::npos) {
+      port_text = text.substr(colon + 1);
+      if (port_text.empty()) return Invalid("empty port");
+    }
+  }
+  if (node.host.empty()) return Invalid("missing host");
+  if (!port_text.empty()) {
+    int port = 0;
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(port_text[0])) ||
+        !absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535) {
+      return Invalid(absl::StrCat("port must be 1..65535, got '", port_text, "'"));
+    }
+    node.port = port;
+  }
+  return node;
+}
+
+// redis+cluster://[user:password@]h1[:p1],h2[:p2],... (after the scheme). A cluster has
+// one database, so no /db; nor a Unix socket, since the nodes announce TCP addresses.
+absl::StatusOr<RedisUrl> ParseCluster(absl::string_view rest) {
+  if (rest.find_first_of("?#/") != absl::string_view::npos) {
+    return Invalid("a cluster URL takes no database, path, query or fragment");
+  }
+  RedisUrl out;
+  out.mode = RedisUrl::Mode::kCluster;
+  if (const size_t at = rest.rfind('@'); at != absl::string_view::npos) {
+    const absl::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const size_t colon = userinfo.find(':');
+    if (colon == absl::string_view::npos) {
+      return Invalid("credentials must be user:password@ or :password@");
+    }
+    absl::StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon), "user");
+    if (!user.ok()) return user.status();
+    absl::StatusOr<std::string> password = PercentDecode(userinfo.substr(colon + 1), "password");
+    if (!password.ok()) return password.status();
+    if (password->empty()) return Invalid("empty password");
+    out.user = *std::move(user);
+    out.password = *std::move(password);
+  }
+  for (absl::string_view part : absl::StrSplit(rest, ',')) {
+    if (part.empty()) return Invalid("empty node in the cluster's node list");
+    absl::StatusOr<RedisUrl::Node> node = ParseNode(part);
+    if (!node.ok()) return node.status();
+    out.nodes.push_back(*std::move(node));
+  }
+  out.host = out.nodes.front().host;
+  out.port = out.nodes.front().port;
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
@@ -106,11 +177,16 @@ absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
   if (absl::StartsWithIgnoreCase(url, kUnixScheme)) {
     return ParseUnix(url.substr(kUnixScheme.size()));
   }
+  if (absl::StartsWithIgnoreCase(url, kClusterScheme)) {
+    return ParseCluster(url.substr(kClusterScheme.size()));
+  }
   if (absl::StartsWithIgnoreCase(url, "rediss://")) {
     return Invalid("TLS (rediss://) is not supported by this build");
   }
   if (!absl::StartsWithIgnoreCase(url, kRedisScheme)) {
-    return Invalid("expected redis://host:port, unix:///path or an absolute socket path");
+    return Invalid(
+        "expected redis://host:port, redis+cluster://host:port,host:port, unix:///path or an "
+        "absolute socket path");
   }
   absl::string_view rest = url.substr(kRedisScheme.size());
   if (rest.find_first_of("?#") != absl::string_view::npos) {
@@ -179,6 +255,19 @@ absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
 }
 
 std::string RedisUrl::Redacted() const {
+  if (is_cluster()) {
+    std::string out(kClusterScheme);
+    if (!password.empty()) absl::StrAppend(&out, PercentEncode(user), ":***@");
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      if (nodes[i].host.find(':') != std::string::npos) {
+        absl::StrAppend(&out, "[", nodes[i].host, "]:", nodes[i].port);
+      } else {
+        absl::StrAppend(&out, nodes[i].host, ":", nodes[i].port);
+      }
+    }
+    return out;
+  }
   if (is_unix()) {
     std::string out = absl::StrCat("unix://", socket_path);
     if (db != 0) absl::StrAppend(&out, "?db=", db);

@@ -47,8 +47,17 @@ T EnvOr(const char* name, T fallback) {
 }  // namespace
 
 ABSL_FLAG(std::string, redis, EnvOr<std::string>("BRIDGE_REDIS", "redis://127.0.0.1:6379"),
-          "Redis to bridge: redis://[user:password@]host:port[/db], or the path of a Unix "
-          "socket (env BRIDGE_REDIS)");
+          "Redis to bridge: redis://[user:password@]host:port[/db], the path of a Unix "
+          "socket, or a Redis Cluster by some of its nodes: "
+          "redis+cluster://[user:password@]host:port,host:port (env BRIDGE_REDIS)");
+ABSL_FLAG(std::vector<std::string>, sharded_channels,
+          EnvOr<std::vector<std::string>>("BRIDGE_SHARDED_CHANNELS", {}),
+          "With a redis+cluster:// --redis: comma-separated globs (PSUBSCRIBE syntax, e.g. "
+          "'orders.*,prices.*') of the channels carried by sharded pub/sub (Redis 7): "
+          "SSUBSCRIBE on the master of the channel's slot, one connection per master. "
+          "Publishers must SPUBLISH these channels (Bridge's own Publish does); a PUBLISH does "
+          "not reach their subscribers. Other channels and all patterns use classic pub/sub. "
+          "Bridge refuses to start if the cluster lacks SPUBLISH (env BRIDGE_SHARDED_CHANNELS)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
 ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
@@ -101,8 +110,7 @@ ABSL_FLAG(size_t, ws_max_connections, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS",
           "Most open HTTP/WebSocket connections; more are closed as soon as accepted. 0: 3/4 "
           "of the open-file limit, leaving room for gRPC and Redis (env "
           "BRIDGE_WS_MAX_CONNECTIONS)");
-ABSL_FLAG(size_t, ws_max_connections_per_ip,
-          EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
+ABSL_FLAG(size_t, ws_max_connections_per_ip, EnvOr<size_t>("BRIDGE_WS_MAX_CONNECTIONS_PER_IP", 256),
           "Most open HTTP/WebSocket connections from one client address; 0 for no cap (env "
           "BRIDGE_WS_MAX_CONNECTIONS_PER_IP)");
 ABSL_FLAG(size_t, ws_max_subscriptions, EnvOr<size_t>("BRIDGE_WS_MAX_SUBSCRIPTIONS", 256),
@@ -194,6 +202,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.redis.url = absl::GetFlag(FLAGS_redis);
+  options.redis.sharded_channels = absl::GetFlag(FLAGS_sharded_channels);
+  if (!options.redis.sharded_channels.empty() && !url->is_cluster()) {
+    std::fprintf(stderr,
+                 "bridge: --sharded_channels needs a Redis Cluster: "
+                 "--redis=redis+cluster://host:port,...\n");
+    return 2;
+  }
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options.subscriber.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);

@@ -231,9 +231,23 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     const bool sharded = IsSharded(channel);
     Publisher* publisher = PublisherFor(shard->master);
     std::vector<std::string> argv = {sharded ? "SPUBLISH" : "PUBLISH", channel, payload};
+    // Answered once: by the reply, or by the timeout, whichever comes first.
+    auto pending = std::make_shared<PendingPublish>(strand_);
+    pending->done = std::move(done);
+    pending->timer.expires_after(absl::ToChronoNanoseconds(options_.publish_timeout));
+    pending->timer.async_wait([weak = weak_from_this(), pending, key = publisher->key,
+                               conn = publisher->conn.get()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (self == nullptr || ec == boost::asio::error::operation_aborted) return;
+      self->OnPublishTimeout(pending, key, conn);
+    });
     auto call = [weak = weak_from_this(), channel = std::move(channel),
-                 payload = std::move(payload), done = std::move(done), redirects,
+                 payload = std::move(payload), pending, redirects,
                  sharded](const redisReply* reply) mutable {
+      if (pending->done == nullptr) return;  // Timed out.
+      pending->timer.cancel();
+      hub::Upstream::PublishCallback done = std::move(pending->done);
+      pending->done = nullptr;
       auto self = weak.lock();
       if (self == nullptr) {
         return Answer(std::move(done), absl::UnavailableError("server is shutting down"));
@@ -280,6 +294,36 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     // Commands given before the connection was ready, sent once it is.
     std::vector<std::pair<std::vector<std::string>, RespConnection::ReplyHandler>> before_ready;
   };
+
+  struct PendingPublish {
+    explicit PendingPublish(Strand& strand) : timer(strand) {}
+    // Null once answered.
+    hub::Upstream::PublishCallback done;
+    boost::asio::steady_timer timer;
+  };
+
+  // A publish unanswered in time: DEADLINE_EXCEEDED, and its connection, stalled, is
+  // dropped (answering the publishes behind it UNAVAILABLE) rather than kept queueing.
+  void OnPublishTimeout(const std::shared_ptr<PendingPublish>& pending, const std::string& key,
+                        const RespConnection* conn) {
+    if (pending->done == nullptr) return;
+    hub::Upstream::PublishCallback done = std::move(pending->done);
+    pending->done = nullptr;
+    Answer(std::move(done), absl::DeadlineExceededError(
+                                absl::StrCat("Redis did not answer the publish within ",
+                                             absl::FormatDuration(options_.publish_timeout))));
+    auto it = publishers_.find(key);
+    if (it == publishers_.end() || it->second->conn.get() != conn) return;
+    std::unique_ptr<Publisher> p = std::move(it->second);
+    publishers_.erase(it);
+    {
+      absl::MutexLock lock(&stats_mu_);
+      ++stats_.publish_resets;
+    }
+    BRIDGE_LOG(Warning, "redis cluster: publish connection to %s stalled; reconnecting", key);
+    p->conn->Close();
+    for (auto& [argv, callback] : p->before_ready) callback(nullptr);
+  }
 
   static void Answer(hub::Upstream::PublishCallback done, absl::StatusOr<int64_t> result) {
     done(std::move(result));
@@ -418,6 +462,10 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
         return;
       }
       BRIDGE_LOG(Warning, "redis cluster: %s refused on %s: %s", topic.name, key, error);
+      {
+        absl::MutexLock lock(&stats_mu_);
+        ++stats_.subscribes_refused;
+      }
       if (listener_ != nullptr) {
         listener_->OnSubscribeRefused(topic, SubscribeRefusedError(topic, error));
       }
@@ -671,7 +719,10 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     }
     std::vector<hub::Topic> pending = std::move(unrouted_);
     unrouted_.clear();
-    for (const auto& topic : pending) Route(topic);
+    for (const auto& topic : pending) {
+      // Routed once: a topic already riding a connection stays there.
+      if (!where_.contains(topic)) Route(topic);
+    }
   }
 
   void RefreshFailed(absl::Status last) {
@@ -748,6 +799,7 @@ absl::StatusOr<std::unique_ptr<ClusterUpstream>> ClusterUpstream::Create(
     return absl::InvalidArgumentError("a cluster upstream needs a redis+cluster:// URL");
   }
   if (options.connect_timeout <= absl::ZeroDuration() ||
+      options.publish_timeout <= absl::ZeroDuration() ||
       options.backoff_initial <= absl::ZeroDuration() ||
       options.backoff_max < options.backoff_initial || options.max_publishes_in_flight <= 0) {
     return absl::InvalidArgumentError(

@@ -74,7 +74,9 @@ class ClusterUpstream : public hub::Upstream {
   void Unsubscribe(const hub::Topic& topic, uint64_t epoch) override;
   // SPUBLISH for a sharded channel, PUBLISH otherwise, to the master of the channel's
   // slot (following MOVED). The receivers are those that node counts: for SPUBLISH every
-  // subscriber of the channel, for PUBLISH those connected to that node.
+  // subscriber of the channel, for PUBLISH those connected to that node. Bounded like
+  // RedisUpstream's: UNAVAILABLE at once past max_publishes_in_flight, DEADLINE_EXCEEDED
+  // after publish_timeout (and that master's publish connection is dropped and made anew).
   void Publish(std::string channel, std::string payload, PublishCallback done) override;
 
   // Whether `channel` is carried by sharded pub/sub.

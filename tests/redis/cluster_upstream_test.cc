@@ -62,8 +62,10 @@ using Received = std::map<std::string, std::vector<std::string>>;
 // A Hub on a ClusterUpstream on the real cluster, with an io_context thread.
 class ClusterBridge {
  public:
-  explicit ClusterBridge(const std::string& url, std::vector<std::string> sharded) {
+  explicit ClusterBridge(const std::string& url, std::vector<std::string> sharded,
+                         absl::Duration publish_timeout = absl::Seconds(5)) {
     RedisUpstreamOptions options;
+    options.publish_timeout = publish_timeout;
     options.url = url;
     options.sharded_channels = std::move(sharded);
     options.connect_timeout = absl::Seconds(2);
@@ -426,6 +428,25 @@ TEST_F(ClusterUpstreamTest, AMigratedChannelKeepsDelivering) {
   ASSERT_TRUE(
       bridge.DrainUntil([&] { return !Messages(bridge.received(other), staying).empty(); }));
   EXPECT_EQ(Gaps(bridge.received(other), staying), 0);
+}
+
+TEST_F(ClusterUpstreamTest, AFrozenMasterTimesPublishesOutAndIsReconnected) {
+  ClusterBridge bridge(cluster_.url(), {"orders.*"}, absl::Milliseconds(300));
+  ASSERT_TRUE(bridge.ok());
+  ASSERT_TRUE(bridge.WaitHealthy(true));
+  const std::string channel = "orders.frozen";
+  const int owner = cluster_.MasterOfSlot(KeySlot(channel));
+  ASSERT_TRUE(bridge.Publish(channel, "warm").ok());
+  // The master answers nobody for a while.
+  ASSERT_TRUE(cluster_.Command(owner, {"CLIENT", "PAUSE", "1500", "ALL"}).ok());
+  const absl::Time start = absl::Now();
+  absl::StatusOr<int64_t> frozen = bridge.Publish(channel, "frozen");
+  EXPECT_EQ(frozen.status().code(), absl::StatusCode::kDeadlineExceeded) << frozen.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(bridge.upstream().Stats().publish_resets, 1u);
+  // Once the pause ends, a new connection carries publishes again.
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return bridge.Publish(channel, "thawed").ok(); }, absl::Seconds(10)));
 }
 
 }  // namespace

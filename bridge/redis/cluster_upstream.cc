@@ -214,52 +214,20 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
                         });
   }
 
-  void Publish(std::string channel, std::string payload, hub::Upstream::PublishCallback done,
-               int redirects) {
-    if (stopped_ || epoch_ == 0) {
-      return Answer(std::move(done),
-                    absl::UnavailableError(stopped_ ? "server is shutting down"
-                                                    : "no node of the Redis cluster answers"));
-    }
-    const int slot = KeySlot(channel);
-    const ClusterShard* shard = topology_.ShardOfSlot(slot);
-    if (shard == nullptr) {
-      ScheduleRefresh(absl::ZeroDuration());
-      return Answer(std::move(done),
-                    absl::UnavailableError(absl::StrCat("no master serves slot ", slot)));
-    }
-    const bool sharded = IsSharded(channel);
-    Publisher* publisher = PublisherFor(shard->master);
-    std::vector<std::string> argv = {sharded ? "SPUBLISH" : "PUBLISH", channel, payload};
-    // Answered once: by the reply, or by the timeout, whichever comes first.
-    auto pending = std::make_shared<PendingPublish>(strand_);
-    pending->done = std::move(done);
-    pending->timer.expires_after(absl::ToChronoNanoseconds(options_.publish_timeout));
-    pending->timer.async_wait([weak = weak_from_this(), pending, key = publisher->key,
-                               conn = publisher->conn.get()](const boost::system::error_code& ec) {
+  void Publish(std::string channel, std::string payload, hub::Upstream::PublishCallback done) {
+    auto job = std::make_shared<PublishJob>(strand_);
+    job->channel = std::move(channel);
+    job->payload = std::move(payload);
+    job->sharded = IsSharded(job->channel);
+    job->done = std::move(done);
+    // One bound for the whole publish, redirections and waits for the topology included.
+    job->timer.expires_after(absl::ToChronoNanoseconds(options_.publish_timeout));
+    job->timer.async_wait([weak = weak_from_this(), job](const boost::system::error_code& ec) {
       auto self = weak.lock();
       if (self == nullptr || ec == boost::asio::error::operation_aborted) return;
-      self->OnPublishTimeout(pending, key, conn);
+      self->OnPublishTimeout(job);
     });
-    auto call = [weak = weak_from_this(), channel = std::move(channel),
-                 payload = std::move(payload), pending, redirects,
-                 sharded](const redisReply* reply) mutable {
-      if (pending->done == nullptr) return;  // Timed out.
-      pending->timer.cancel();
-      hub::Upstream::PublishCallback done = std::move(pending->done);
-      pending->done = nullptr;
-      auto self = weak.lock();
-      if (self == nullptr) {
-        return Answer(std::move(done), absl::UnavailableError("server is shutting down"));
-      }
-      self->OnPublishReply(std::move(channel), std::move(payload), std::move(done), redirects,
-                           sharded, reply);
-    };
-    if (!publisher->ready) {
-      publisher->before_ready.push_back({std::move(argv), std::move(call)});
-      return;
-    }
-    publisher->conn->Command(std::move(argv), std::move(call));
+    Dispatch(job);
   }
 
   void PublishRejected(hub::Upstream::PublishCallback done) {
@@ -286,47 +254,93 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     absl::flat_hash_set<hub::Topic> confirmed;
   };
 
+  // One publish, from Publish to its answer.
+  struct PublishJob {
+    explicit PublishJob(Strand& strand) : timer(strand) {}
+    std::string channel;
+    std::string payload;
+    bool sharded = false;
+    // MOVED redirections followed so far.
+    int redirects = 0;
+    // Null once answered.
+    hub::Upstream::PublishCallback done;
+    boost::asio::steady_timer timer;
+    // The publish connection it was last sent on, for the timeout.
+    std::string sent_on;
+    const RespConnection* sent_conn = nullptr;
+  };
+  using Job = std::shared_ptr<PublishJob>;
+
   struct Publisher {
     std::string key;
     RedisUrl::Node node;
     std::shared_ptr<RespConnection> conn;
     bool ready = false;
-    // Commands given before the connection was ready, sent once it is.
-    std::vector<std::pair<std::vector<std::string>, RespConnection::ReplyHandler>> before_ready;
+    // Publishes given before the connection was ready, sent once it is.
+    std::vector<Job> before_ready;
   };
 
-  struct PendingPublish {
-    explicit PendingPublish(Strand& strand) : timer(strand) {}
-    // Null once answered.
-    hub::Upstream::PublishCallback done;
-    boost::asio::steady_timer timer;
-  };
+  void Finish(const Job& job, absl::StatusOr<int64_t> result) {
+    if (job->done == nullptr) return;
+    hub::Upstream::PublishCallback done = std::move(job->done);
+    job->done = nullptr;
+    job->timer.cancel();
+    done(std::move(result));
+  }
 
-  // A publish unanswered in time: DEADLINE_EXCEEDED, and its connection, stalled, is
-  // dropped (answering the publishes behind it UNAVAILABLE) rather than kept queueing.
-  void OnPublishTimeout(const std::shared_ptr<PendingPublish>& pending, const std::string& key,
-                        const RespConnection* conn) {
-    if (pending->done == nullptr) return;
-    hub::Upstream::PublishCallback done = std::move(pending->done);
-    pending->done = nullptr;
-    Answer(std::move(done), absl::DeadlineExceededError(
-                                absl::StrCat("Redis did not answer the publish within ",
-                                             absl::FormatDuration(options_.publish_timeout))));
-    auto it = publishers_.find(key);
-    if (it == publishers_.end() || it->second->conn.get() != conn) return;
+  // A publish unanswered in time: DEADLINE_EXCEEDED, and the connection it waits on,
+  // stalled, is dropped (answering the publishes behind it UNAVAILABLE) rather than kept
+  // queueing.
+  void OnPublishTimeout(const Job& job) {
+    if (job->done == nullptr) return;
+    Finish(job, absl::DeadlineExceededError(
+                    absl::StrCat("Redis did not answer the publish within ",
+                                 absl::FormatDuration(options_.publish_timeout))));
+    auto it = publishers_.find(job->sent_on);
+    if (job->sent_conn == nullptr || it == publishers_.end() ||
+        it->second->conn.get() != job->sent_conn) {
+      return;
+    }
     std::unique_ptr<Publisher> p = std::move(it->second);
     publishers_.erase(it);
     {
       absl::MutexLock lock(&stats_mu_);
       ++stats_.publish_resets;
     }
-    BRIDGE_LOG(Warning, "redis cluster: publish connection to %s stalled; reconnecting", key);
+    BRIDGE_LOG(Warning, "redis cluster: publish connection to %s stalled; reconnecting",
+               job->sent_on);
     p->conn->Close();
-    for (auto& [argv, callback] : p->before_ready) callback(nullptr);
   }
 
-  static void Answer(hub::Upstream::PublishCallback done, absl::StatusOr<int64_t> result) {
-    done(std::move(result));
+  // Sends a publish to the master of its channel's slot, or holds it until that master's
+  // connection is ready, or until the topology has been asked again.
+  void Dispatch(const Job& job) {
+    if (job->done == nullptr) return;
+    if (stopped_ || epoch_ == 0) {
+      return Finish(job, absl::UnavailableError(stopped_ ? "server is shutting down"
+                                                         : "no node of the Redis cluster answers"));
+    }
+    const ClusterShard* shard = topology_.ShardOfSlot(KeySlot(job->channel));
+    if (shard == nullptr) {
+      deferred_.push_back(job);
+      ScheduleRefresh(absl::ZeroDuration());
+      return;
+    }
+    Publisher* publisher = PublisherFor(shard->master);
+    if (!publisher->ready) {
+      publisher->before_ready.push_back(job);
+      return;
+    }
+    Send(publisher, job);
+  }
+
+  void Send(Publisher* publisher, const Job& job) {
+    job->sent_on = publisher->key;
+    job->sent_conn = publisher->conn.get();
+    publisher->conn->Command({job->sharded ? "SPUBLISH" : "PUBLISH", job->channel, job->payload},
+                             [weak = weak_from_this(), job](const redisReply* reply) {
+                               if (auto self = weak.lock()) self->OnPublishReply(job, reply);
+                             });
   }
 
   RespConnectionOptions ConnectionOptions(const RedisUrl::Node& node) const {
@@ -545,9 +559,9 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
           if (it == self->publishers_.end() || it->second->conn.get() != conn) return;
           Publisher* p = it->second.get();
           p->ready = true;
-          auto queued = std::move(p->before_ready);
+          std::vector<Job> queued = std::move(p->before_ready);
           p->before_ready.clear();
-          for (auto& [argv, done] : queued) p->conn->Command(std::move(argv), std::move(done));
+          for (const Job& job : queued) self->Send(p, job);
         },
         [weak, key, conn](absl::Status status) {
           auto self = weak.lock();
@@ -559,21 +573,24 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
           self->NoteError(status, p->ready);
           BRIDGE_LOG(Warning, "redis cluster: publish connection to %s: %s", key,
                      status.ToString());
+          // Publishes never sent are routed again once the topology has been asked
+          // again: a master that does not answer may just have been replaced.
+          for (Job& job : p->before_ready) self->deferred_.push_back(std::move(job));
           self->ScheduleRefresh(self->NextBackoff());
-          for (auto& [argv, done] : p->before_ready) done(nullptr);
         },
         [](const redisReply&) {});
     return p;
   }
 
-  void OnPublishReply(std::string channel, std::string payload, hub::Upstream::PublishCallback done,
-                      int redirects, bool sharded, const redisReply* reply) {
-    const char* command = sharded ? "SPUBLISH" : "PUBLISH";
+  void OnPublishReply(const Job& job, const redisReply* reply) {
+    if (job->done == nullptr) return;
+    const char* command = job->sharded ? "SPUBLISH" : "PUBLISH";
     if (reply == nullptr) {
-      return Answer(std::move(done),
+      // Sent, so perhaps delivered: not sent again.
+      return Finish(job,
                     absl::UnavailableError("connection to the Redis cluster lost during publish"));
     }
-    if (reply->type == REDIS_REPLY_INTEGER) return Answer(std::move(done), reply->integer);
+    if (reply->type == REDIS_REPLY_INTEGER) return Finish(job, reply->integer);
     const absl::string_view error = Text(*reply);
     int slot = 0;
     RedisUrl::Node owner;
@@ -581,13 +598,14 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
         ParseRedirect(std::string_view(error.data(), error.size()), "MOVED", &slot, &owner)) {
       topology_.Move(slot, owner);
       ScheduleRefresh(absl::ZeroDuration());
-      if (redirects < 3) {
-        return Publish(std::move(channel), std::move(payload), std::move(done), redirects + 1);
+      if (job->redirects < 3) {
+        ++job->redirects;
+        return Dispatch(job);
       }
     }
-    Answer(std::move(done), reply->type == REDIS_REPLY_ERROR
-                                ? ReplyError(command, error)
-                                : absl::InternalError(absl::StrCat(command, ": unexpected reply")));
+    Finish(job, reply->type == REDIS_REPLY_ERROR
+                    ? ReplyError(command, error)
+                    : absl::InternalError(absl::StrCat(command, ": unexpected reply")));
   }
 
   // --- Topology ---
@@ -723,6 +741,9 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
       // Routed once: a topic already riding a connection stays there.
       if (!where_.contains(topic)) Route(topic);
     }
+    std::vector<Job> deferred = std::move(deferred_);
+    deferred_.clear();
+    for (const Job& job : deferred) Dispatch(job);
   }
 
   void RefreshFailed(absl::Status last) {
@@ -735,6 +756,12 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
       connected_.store(false, std::memory_order_release);
       CloseAll();
       if (listener_ != nullptr) listener_->OnUpstreamDisconnected();
+    }
+    std::vector<Job> deferred = std::move(deferred_);
+    deferred_.clear();
+    for (const Job& job : deferred) {
+      Finish(job, absl::UnavailableError(
+                      absl::StrCat("no node of the Redis cluster answers (", last.message(), ")")));
     }
     ScheduleRefresh(NextBackoff());
   }
@@ -749,7 +776,14 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     publishers_.clear();
     for (auto& [key, p] : publishers) {
       p->conn->Close();
-      for (auto& [argv, done] : p->before_ready) done(nullptr);
+      for (const Job& job : p->before_ready) {
+        Finish(job, absl::UnavailableError("the Redis cluster connection closed"));
+      }
+    }
+    std::vector<Job> deferred = std::move(deferred_);
+    deferred_.clear();
+    for (const Job& job : deferred) {
+      Finish(job, absl::UnavailableError("the Redis cluster connection closed"));
     }
   }
 
@@ -775,6 +809,8 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   // Subscribes waiting for the topology to be asked again.
   std::vector<hub::Topic> unrouted_;
   absl::flat_hash_map<std::string, std::unique_ptr<Publisher>> publishers_;
+  // Publishes waiting for the topology to be asked again.
+  std::vector<Job> deferred_;
   bool refresh_running_ = false;
   bool refresh_scheduled_ = false;
   bool refresh_again_ = false;
@@ -881,17 +917,15 @@ void ClusterUpstream::Unsubscribe(const hub::Topic& topic, uint64_t epoch) {
 
 void ClusterUpstream::Publish(std::string channel, std::string payload, PublishCallback done) {
   if (!core_->ReservePublish()) return core_->PublishRejected(std::move(done));
-  boost::asio::post(core_->strand(),
-                    [core = core_, channel = std::move(channel), payload = std::move(payload),
-                     done = std::move(done)]() mutable {
-                      core->Publish(
-                          std::move(channel), std::move(payload),
-                          [core, done = std::move(done)](absl::StatusOr<int64_t> result) mutable {
-                            core->ReleasePublish();
-                            done(std::move(result));
-                          },
-                          0);
-                    });
+  boost::asio::post(
+      core_->strand(), [core = core_, channel = std::move(channel), payload = std::move(payload),
+                        done = std::move(done)]() mutable {
+        core->Publish(std::move(channel), std::move(payload),
+                      [core, done = std::move(done)](absl::StatusOr<int64_t> result) mutable {
+                        core->ReleasePublish();
+                        done(std::move(result));
+                      });
+      });
 }
 
 bool ClusterUpstream::IsSharded(std::string_view channel) const {

@@ -473,5 +473,31 @@ TEST_F(ClusterUpstreamTest, AFrozenMasterTimesPublishesOutAndIsReconnected) {
       testing::WaitFor([&] { return bridge.Publish(channel, "thawed").ok(); }, absl::Seconds(10)));
 }
 
+TEST_F(ClusterUpstreamTest, ClassicPubSubMovesToAnotherNodeWhenItsNodeDies) {
+  ClusterBridge bridge(cluster_.url(), {"orders.*"});
+  ASSERT_TRUE(bridge.ok());
+  const int id = bridge.Add({"news"}, {"alerts.*"});
+  ASSERT_TRUE(bridge.DrainUntil([&] {
+    return Subscribed(bridge.received(id), "news") && Subscribed(bridge.received(id), "alerts.*");
+  }));
+  // The classic connection goes to the node that first answered: the first seed.
+  const int classic = cluster_.ports()[0];
+  ASSERT_EQ(cluster_.Command(classic, {"PUBSUB", "NUMSUB", "news"}).value(), "news\n1");
+  cluster_.Kill(classic);
+  ASSERT_TRUE(cluster_.WaitForHealthy());
+  ASSERT_TRUE(bridge.WaitHealthy(true));
+  ASSERT_TRUE(bridge.Publish("news", "after").ok());
+  ASSERT_TRUE(bridge.Publish("alerts.fire", "after").ok());
+  ASSERT_TRUE(bridge.DrainUntil([&] {
+    return !Messages(bridge.received(id), "news").empty() &&
+           !Messages(bridge.received(id), "alerts.fire").empty();
+  }));
+  EXPECT_EQ(bridge.received(id).at("news"),
+            (std::vector<std::string>{"sub", "gap:redis_reconnect", "after"}));
+  EXPECT_EQ(bridge.received(id).at("alerts.*"),
+            (std::vector<std::string>{"sub", "gap:redis_reconnect"}));
+  EXPECT_EQ(Messages(bridge.received(id), "alerts.fire"), (std::vector<std::string>{"after"}));
+}
+
 }  // namespace
 }  // namespace bridge::redis

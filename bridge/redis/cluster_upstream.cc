@@ -322,8 +322,9 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     }
     const ClusterShard* shard = topology_.ShardOfSlot(KeySlot(job->channel));
     if (shard == nullptr) {
+      // As for a subscribe: waits, within its timeout, for a topology that serves the slot.
       deferred_.push_back(job);
-      ScheduleRefresh(absl::ZeroDuration());
+      ScheduleRefresh(NextBackoff());
       return;
     }
     Publisher* publisher = PublisherFor(shard->master);
@@ -387,8 +388,10 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     if (shard) {
       const ClusterShard* owner = topology_.ShardOfSlot(KeySlot(topic.name));
       if (owner == nullptr) {
+        // No live master serves the slot (a shard down without a replica to promote):
+        // asked again with backoff, not in a loop.
         unrouted_.push_back(topic);
-        ScheduleRefresh(absl::ZeroDuration());
+        ScheduleRefresh(NextBackoff());
         return;
       }
       node = owner->master;

@@ -586,5 +586,57 @@ TEST_F(ClusterUpstreamTest, ClassicPubSubMovesToAnotherNodeWhenItsNodeDies) {
   EXPECT_EQ(Messages(bridge.received(id), "alerts.fire"), (std::vector<std::string>{"after"}));
 }
 
+TEST_F(ClusterUpstreamTest, AShardDownForGoodIsRetriedWithBackoffWhileOthersDeliver) {
+  ClusterBridge bridge(cluster_.url(), {"orders.*"});
+  ASSERT_TRUE(bridge.ok());
+  const std::vector<std::string> channels = ShardedChannels(12);
+  std::vector<int> ids;
+  for (const auto& channel : channels) ids.push_back(bridge.Add({channel}));
+  ASSERT_TRUE(bridge.DrainUntil([&] {
+    for (size_t i = 0; i < channels.size(); ++i) {
+      if (!Subscribed(bridge.received(ids[i]), channels[i])) return false;
+    }
+    return true;
+  }));
+  // A master and its replica both gone: its slots have no one to serve them.
+  const int victim = cluster_.MasterOfSlot(KeySlot(channels[0]));
+  const int replica = cluster_.ReplicaOf(victim);
+  std::vector<size_t> elsewhere;
+  for (size_t i = 0; i < channels.size(); ++i) {
+    if (cluster_.MasterOfSlot(KeySlot(channels[i])) != victim) elsewhere.push_back(i);
+  }
+  ASSERT_FALSE(elsewhere.empty());
+  const uint64_t failures_before = bridge.upstream().Stats().connect_failures;
+  cluster_.Kill(replica);
+  cluster_.Kill(victim);
+  // Three seconds of publishing on the other shards: each message arrives.
+  int sent = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < until) {
+    for (size_t i : elsewhere) {
+      absl::StatusOr<int64_t> r = bridge.Publish(channels[i], absl::StrCat("m", sent));
+      ASSERT_TRUE(r.ok()) << channels[i] << ": " << r.status();
+    }
+    ++sent;
+    // Taken as they come, so that no queue reaches its bound.
+    bridge.DrainUntil([] { return true; });
+  }
+  ASSERT_TRUE(bridge.DrainUntil([&] {
+    for (size_t i : elsewhere) {
+      if (Messages(bridge.received(ids[i]), channels[i]).size() < static_cast<size_t>(sent)) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  for (size_t i : elsewhere) EXPECT_EQ(Gaps(bridge.received(ids[i]), channels[i]), 0);
+  // The dead shard is asked after with backoff (500 ms at most here), not in a loop.
+  const uint64_t failures = bridge.upstream().Stats().connect_failures - failures_before;
+  std::printf("figures: %llu failed connection attempts in 3 s with one shard down for good\n",
+              static_cast<unsigned long long>(failures));
+  EXPECT_LT(failures, 60u);
+  EXPECT_FALSE(bridge.hub().Healthy());
+}
+
 }  // namespace
 }  // namespace bridge::redis

@@ -49,7 +49,9 @@ T EnvOr(const char* name, T fallback) {
 ABSL_FLAG(std::string, redis, EnvOr<std::string>("BRIDGE_REDIS", "redis://127.0.0.1:6379"),
           "Redis to bridge: redis://[user:password@]host:port[/db], the path of a Unix "
           "socket, or redis+sentinel://[user:password@]s1:26379,s2:26379/master[/db]"
-          "[?sentinel_password=p] for the master that Redis Sentinel names (env BRIDGE_REDIS)");
+          "[?sentinel_password=p] for the master that Redis Sentinel names, or a Redis Cluster "
+          "by some of its nodes: redis+cluster://[user:password@]host:port,host:port (env "
+          "BRIDGE_REDIS)");
 ABSL_FLAG(absl::Duration, sentinel_refresh_interval,
           EnvOr<absl::Duration>("BRIDGE_SENTINEL_REFRESH_INTERVAL", absl::Seconds(2)),
           "With a redis+sentinel:// URL: how often the sentinels are asked where the master "
@@ -69,6 +71,14 @@ ABSL_FLAG(absl::Duration, probe_timeout,
           EnvOr<absl::Duration>("BRIDGE_PROBE_TIMEOUT", absl::Seconds(3)),
           "A delivery probe not back within this is lost: health says NOT_SERVING, and the "
           "subscriber connection is dropped and reconnected (env BRIDGE_PROBE_TIMEOUT)");
+ABSL_FLAG(std::vector<std::string>, sharded_channels,
+          EnvOr<std::vector<std::string>>("BRIDGE_SHARDED_CHANNELS", {}),
+          "With a redis+cluster:// --redis: comma-separated globs (PSUBSCRIBE syntax, e.g. "
+          "'orders.*,prices.*') of the channels carried by sharded pub/sub (Redis 7): "
+          "SSUBSCRIBE on the master of the channel's slot, one connection per master. "
+          "Publishers must SPUBLISH these channels (Bridge's own Publish does); a PUBLISH does "
+          "not reach their subscribers. Other channels and all patterns use classic pub/sub. "
+          "Bridge refuses to start if the cluster lacks SPUBLISH (env BRIDGE_SHARDED_CHANNELS)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
 ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
@@ -217,6 +227,13 @@ int main(int argc, char** argv) {
   options.redis.probe_interval = absl::GetFlag(FLAGS_probe_interval);
   options.redis.probe_timeout = absl::GetFlag(FLAGS_probe_timeout);
   options.redis.sentinel_refresh_interval = absl::GetFlag(FLAGS_sentinel_refresh_interval);
+  options.redis.sharded_channels = absl::GetFlag(FLAGS_sharded_channels);
+  if (!options.redis.sharded_channels.empty() && !url->is_cluster()) {
+    std::fprintf(stderr,
+                 "bridge: --sharded_channels needs a Redis Cluster: "
+                 "--redis=redis+cluster://host:port,...\n");
+    return 2;
+  }
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);
   options.subscriber.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);

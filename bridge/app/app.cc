@@ -56,16 +56,29 @@ absl::Status App::Start() {
   if (access_.enabled()) {
     BRIDGE_LOG(Info, "access: clients need a token of %s", options_.access_file);
   }
-  absl::StatusOr<std::unique_ptr<redis::RedisUpstream>> upstream =
-      redis::RedisUpstream::Create(options_.redis, redis_io_);
-  if (!upstream.ok()) return upstream.status();
-  upstream_ = *std::move(upstream);
+  absl::StatusOr<redis::RedisUrl> url = redis::RedisUrl::Parse(options_.redis.url);
+  if (!url.ok()) return url.status();
+  hub::Upstream* upstream = nullptr;
+  if (url->is_cluster()) {
+    // Asks the cluster first: whether it answers, and whether it knows sharded pub/sub.
+    absl::StatusOr<std::unique_ptr<redis::ClusterUpstream>> cluster =
+        redis::ClusterUpstream::Create(options_.redis, redis_io_);
+    if (!cluster.ok()) return cluster.status();
+    cluster_upstream_ = *std::move(cluster);
+    upstream = cluster_upstream_.get();
+  } else {
+    absl::StatusOr<std::unique_ptr<redis::RedisUpstream>> single =
+        redis::RedisUpstream::Create(options_.redis, redis_io_);
+    if (!single.ok()) return single.status();
+    upstream_ = *std::move(single);
+    upstream = upstream_.get();
+  }
   // Running from the moment the upstream exists, so that Shutdown can stop it on every
   // path, a failed Start included: Stop waits for the strand, which only this runs.
   redis_thread_ = std::thread([this] { redis_io_.run(); });
   hub::HubOptions hub_options = options_.hub;
   hub_options.on_health_change = [this](bool healthy) { OnHealthChange(healthy); };
-  hub_ = std::make_unique<hub::Hub>(hub_options, upstream_.get());
+  hub_ = std::make_unique<hub::Hub>(hub_options, upstream);
   service_ =
       std::make_unique<grpc_frontend::BridgeService>(hub_.get(), options_.subscriber, access_);
 
@@ -108,9 +121,20 @@ absl::Status App::Start() {
     ws_server_ = std::make_unique<ws::WsServer>(ws_options, hub_.get(), access_);
     if (absl::Status st = ws_server_->Start(); !st.ok()) return st;
   }
-  upstream_->Start();
+  if (upstream_ != nullptr) upstream_->Start();
+  if (cluster_upstream_ != nullptr) cluster_upstream_->Start();
   BRIDGE_LOG(Info, "gRPC listening on %s (port %d)", options_.grpc_addr, grpc_port_);
   return absl::OkStatus();
+}
+
+redis::RedisUpstreamStats App::upstream_stats() const {
+  if (cluster_upstream_ != nullptr) return cluster_upstream_->Stats();
+  return upstream_ != nullptr ? upstream_->Stats() : redis::RedisUpstreamStats{};
+}
+
+void App::StopUpstream() {
+  if (upstream_ != nullptr) upstream_->Stop();
+  if (cluster_upstream_ != nullptr) cluster_upstream_->Stop();
 }
 
 std::string App::MetricsText() const {
@@ -121,7 +145,7 @@ std::string App::MetricsText() const {
     m.grpc_accepting = grpc_accepting_;
   }
   m.hub = hub_->Stats();
-  m.redis = upstream_->Stats();
+  m.redis = upstream_stats();
   m.grpc_streams = service_->open_streams();
   m.websockets = ws_server_ == nullptr ? 0 : ws_server_->session_count();
   if (ws_server_ != nullptr) m.http_connections = ws_server_->connection_stats();
@@ -235,14 +259,14 @@ void App::Shutdown() {
     absl::Notification drained;
     std::thread stop_upstream_at_deadline([&] {
       if (drained.WaitForNotificationWithDeadline(grpc_deadline)) return;
-      if (upstream_ != nullptr) upstream_->Stop();
+      StopUpstream();
     });
     grpc_server_->Shutdown(absl::ToChronoTime(grpc_deadline));
     drained.Notify();
     stop_upstream_at_deadline.join();
     grpc_server_->Wait();
   }
-  if (upstream_ != nullptr) upstream_->Stop();
+  StopUpstream();
   redis_work_.reset();
   redis_io_.stop();
   if (redis_thread_.joinable()) redis_thread_.join();

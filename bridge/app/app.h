@@ -17,6 +17,7 @@
 #include "bridge/auth/access.h"
 #include "bridge/grpc/bridge_service.h"
 #include "bridge/hub/hub.h"
+#include "bridge/redis/cluster_upstream.h"
 #include "bridge/redis/redis_upstream.h"
 #include "bridge/ws/ws_options.h"
 #include "bridge/ws/ws_server.h"
@@ -76,7 +77,7 @@ class App {
   // The WebSocket port (0 when there is no WebSocket listener).
   int ws_port() const { return ws_server_ == nullptr ? 0 : ws_server_->port(); }
   hub::Hub& hub() { return *hub_; }
-  redis::RedisUpstreamStats upstream_stats() const { return upstream_->Stats(); }
+  redis::RedisUpstreamStats upstream_stats() const;
   // What GET /metrics serves (Prometheus' text format).
   std::string MetricsText() const;
   // Reads the access file again (on SIGHUP); on an error the rules in force stay.
@@ -91,13 +92,17 @@ class App {
   // Whether a Health/Check over a new connection got an answer.
   bool GrpcAnswersNewConnection() ABSL_LOCKS_EXCLUDED(mu_);
   void PublishServingStatus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops whichever upstream runs; idempotent.
+  void StopUpstream();
 
   const AppOptions options_;
   auth::Access access_;
   boost::asio::io_context redis_io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> redis_work_;
   std::thread redis_thread_;
+  // One of the two, as the Redis URL says: one server, or a cluster.
   std::unique_ptr<redis::RedisUpstream> upstream_;
+  std::unique_ptr<redis::ClusterUpstream> cluster_upstream_;
   std::unique_ptr<hub::Hub> hub_;
   std::unique_ptr<grpc_frontend::BridgeService> service_;
   std::unique_ptr<::grpc::Server> grpc_server_;

@@ -248,6 +248,26 @@ void Hub::OnUpstreamDisconnected() {
   Apply(std::move(fx));
 }
 
+void Hub::OnTopicsLost(const std::vector<Topic>& topics) {
+  Effects fx;
+  size_t lost = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Topic& topic : topics) {
+      TopicState* t = Find(topic);
+      if (t == nullptr || t->upstream == UpstreamState::kIdle) continue;
+      ++lost;
+      // Whatever order was in flight is void: the upstream will not confirm it.
+      t->upstream = UpstreamState::kIdle;
+      if (!t->live->empty()) SetOwesGap(t, true);
+      // Subscribes again while wanted (on the epoch in force), or forgets the topic.
+      Reconcile(t, &fx);
+    }
+  }
+  if (lost > 0) BRIDGE_LOG(Info, "upstream lost %d subscriptions; renewing them", lost);
+  Apply(std::move(fx));
+}
+
 void Hub::OnSubscribeConfirmed(const Topic& topic) {
   Effects fx;
   {

@@ -113,6 +113,9 @@ class Hub : public UpstreamListener {
   // UpstreamListener.
   void OnUpstreamConnected(uint64_t epoch) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnUpstreamDisconnected() override ABSL_LOCKS_EXCLUDED(mu_);
+  // Each lost topic becomes idle: one with live subscribers owes them a redis_reconnect
+  // gap, given when its new Subscribe is confirmed; the others' subscribers see nothing.
+  void OnTopicsLost(const std::vector<Topic>& topics) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnSubscribeConfirmed(const Topic& topic) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnUnsubscribeConfirmed(const Topic& topic) override ABSL_LOCKS_EXCLUDED(mu_);
   // Takes the topic from every subscriber holding it, with a Refused event each, and

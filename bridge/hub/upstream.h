@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -26,6 +27,13 @@ class UpstreamListener {
   // The connection was lost: every subscription is gone. The upstream reconnects by
   // itself and calls OnUpstreamConnected again.
   virtual void OnUpstreamDisconnected() = 0;
+  // Some topics are no longer subscribed upstream while the upstream itself stays
+  // connected: an upstream that spreads its topics over several connections (Redis
+  // Cluster's shards) lost the connection carrying them, or the broker moved them
+  // elsewhere. Orders in flight for them will not be confirmed. Their live subscribers
+  // owe a gap, and the hub orders a Subscribe again for each topic still wanted, on the
+  // current epoch.
+  virtual void OnTopicsLost(const std::vector<Topic>& topics) = 0;
   // The upstream confirmed a Subscribe (Unsubscribe), in the order they were sent.
   virtual void OnSubscribeConfirmed(const Topic& topic) = 0;
   virtual void OnUnsubscribeConfirmed(const Topic& topic) = 0;

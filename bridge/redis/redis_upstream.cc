@@ -19,6 +19,13 @@ absl::StatusOr<std::unique_ptr<RedisUpstream>> RedisUpstream::Create(
     const RedisUpstreamOptions& options, boost::asio::io_context& io) {
   absl::StatusOr<RedisUrl> url = RedisUrl::Parse(options.url);
   if (!url.ok()) return url.status();
+  if (url->is_cluster()) {
+    return absl::InvalidArgumentError("a redis+cluster:// URL needs the cluster upstream");
+  }
+  if (!options.sharded_channels.empty()) {
+    return absl::InvalidArgumentError(
+        "sharded channels need a Redis Cluster (a redis+cluster:// URL)");
+  }
   if (options.connect_timeout <= absl::ZeroDuration() ||
       options.publish_timeout <= absl::ZeroDuration() ||
       options.backoff_initial <= absl::ZeroDuration() ||

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -14,6 +15,10 @@ namespace bridge::redis {
 struct RedisUpstreamOptions {
   // See RedisUrl for the accepted forms.
   std::string url = "redis://127.0.0.1:6379";
+  // With a redis+cluster:// URL: globs (Redis' PSUBSCRIBE syntax) of the channels that use
+  // sharded pub/sub (SSUBSCRIBE on the master of their slot, SPUBLISH). Empty: none does.
+  // Only ClusterUpstream takes them.
+  std::vector<std::string> sharded_channels;
   // Bounds one attempt: connect, AUTH, SELECT, PING.
   absl::Duration connect_timeout = absl::Seconds(5);
   // Reconnect delays: full jitter over a ceiling that doubles from initial to max.

@@ -14,6 +14,7 @@ namespace {
 constexpr absl::string_view kRedisScheme = "redis://";
 constexpr absl::string_view kUnixScheme = "unix://";
 constexpr absl::string_view kSentinelScheme = "redis+sentinel://";
+constexpr absl::string_view kClusterScheme = "redis+cluster://";
 constexpr int kSentinelPort = 26379;
 
 // Never echoes the URL: it may carry a password.
@@ -233,6 +234,26 @@ absl::StatusOr<RedisUrl> ParseUnix(absl::string_view rest) {
   return out;
 }
 
+// redis+cluster://[user:password@]h1[:p1],h2[:p2],... (after the scheme). A cluster has
+// one database, so no /db; nor a Unix socket, since the nodes announce TCP addresses.
+absl::StatusOr<RedisUrl> ParseCluster(absl::string_view rest) {
+  if (rest.find_first_of("?#/") != absl::string_view::npos) {
+    return Invalid("a cluster URL takes no database, path, query or fragment");
+  }
+  RedisUrl out;
+  out.mode = RedisUrl::Mode::kCluster;
+  if (absl::Status st = ParseCredentials(rest, out); !st.ok()) return st;
+  for (absl::string_view part : absl::StrSplit(rest, ',')) {
+    if (part.empty()) return Invalid("empty node in the cluster's node list");
+    absl::StatusOr<RedisUrl::Node> node = ParseNode(part, 6379);
+    if (!node.ok()) return node.status();
+    out.nodes.push_back(*std::move(node));
+  }
+  out.host = out.nodes.front().host;
+  out.port = out.nodes.front().port;
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
@@ -246,11 +267,16 @@ absl::StatusOr<RedisUrl> RedisUrl::Parse(std::string_view text) {
   if (absl::StartsWithIgnoreCase(url, kSentinelScheme)) {
     return ParseSentinel(url.substr(kSentinelScheme.size()));
   }
+  if (absl::StartsWithIgnoreCase(url, kClusterScheme)) {
+    return ParseCluster(url.substr(kClusterScheme.size()));
+  }
   if (absl::StartsWithIgnoreCase(url, "rediss://")) {
     return Invalid("TLS (rediss://) is not supported by this build");
   }
   if (!absl::StartsWithIgnoreCase(url, kRedisScheme)) {
-    return Invalid("expected redis://host:port, unix:///path or an absolute socket path");
+    return Invalid(
+        "expected redis://host:port, redis+cluster://host:port,host:port, unix:///path or an "
+        "absolute socket path");
   }
   absl::string_view rest = url.substr(kRedisScheme.size());
   if (rest.find_first_of("?#") != absl::string_view::npos) {
@@ -298,13 +324,14 @@ RedisUrl RedisUrl::SentinelAt(const Node& node) const {
 }
 
 std::string RedisUrl::Redacted() const {
-  if (is_sentinel()) {
-    std::string out(kSentinelScheme);
+  if (is_sentinel() || is_cluster()) {
+    std::string out(is_sentinel() ? kSentinelScheme : kClusterScheme);
     if (!password.empty()) absl::StrAppend(&out, PercentEncode(user), ":***@");
     for (size_t i = 0; i < nodes.size(); ++i) {
       if (i > 0) out.push_back(',');
       AppendNode(&out, nodes[i]);
     }
+    if (is_cluster()) return out;
     absl::StrAppend(&out, "/", PercentEncode(master_name));
     if (db != 0) absl::StrAppend(&out, "/", db);
     if (!sentinel_password.empty()) {

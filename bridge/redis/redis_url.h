@@ -15,17 +15,19 @@ namespace bridge::redis {
 //   /path/to/redis.sock                          (a plain absolute path)
 //   redis+sentinel://[user:password@]s1[:26379],s2[:26379]/master[/db]
 //       [?sentinel_user=u&sentinel_password=p]
+//   redis+cluster://[user:password@]host[:6379],host[:6379],...
 // In the Sentinel form the sentinels are asked where `master` is; user, password and db
 // are the master's, the query's credentials the sentinels' own (when they require AUTH).
-// User and password are percent-decoded. A plain value type; copy it freely.
+// The cluster form names a Redis Cluster by a few of its nodes (seeds; the rest is
+// discovered). User and password are percent-decoded. A plain value type; copy it freely.
 struct RedisUrl {
   enum class Transport { kTcp, kUnix };
   // kSingle: one server at host:port (or socket_path); kSentinel: the master the sentinels
-  // in `nodes` name `master_name`.
-  enum class Mode { kSingle, kSentinel };
+  // in `nodes` name `master_name`; kCluster: the cluster `nodes` belong to.
+  enum class Mode { kSingle, kSentinel, kCluster };
   struct Node {
     std::string host;  // IPv6 literals without brackets.
-    int port = 0;
+    int port = 6379;
     bool operator==(const Node& other) const { return host == other.host && port == other.port; }
   };
 
@@ -38,8 +40,10 @@ struct RedisUrl {
   std::string user;         // Empty: AUTH with the password alone (Redis < 6 style).
   std::string password;     // Empty: no AUTH.
   int db = 0;
-  // kSentinel only.
+  // kSentinel: the sentinels; kCluster: the seed nodes, in the URL's order (host and port
+  // above are the first).
   std::vector<Node> nodes;
+  // kSentinel only.
   std::string master_name;
   std::string sentinel_user;
   std::string sentinel_password;  // Empty: the sentinels get no AUTH.
@@ -49,6 +53,7 @@ struct RedisUrl {
 
   bool is_unix() const { return transport == Transport::kUnix; }
   bool is_sentinel() const { return mode == Mode::kSentinel; }
+  bool is_cluster() const { return mode == Mode::kCluster; }
   // The single server at `node` with this URL's user, password and db: the master once a
   // sentinel named it.
   RedisUrl AtNode(const Node& node) const;

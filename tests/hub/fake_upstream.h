@@ -91,6 +91,18 @@ class FakeUpstream : public Upstream {
     }
     listener_->OnUpstreamDisconnected();
   }
+  // Loses some topics while staying connected, as one shard of a cluster does: what
+  // Redis held of them is gone, and their orders in flight will not be confirmed.
+  void Lose(const std::vector<Topic>& topics) {
+    {
+      absl::MutexLock lock(&mu_);
+      for (const Topic& t : topics) {
+        redis_.erase(t);
+        std::erase_if(orders_, [&](const Order& o) { return o.topic == t; });
+      }
+    }
+    listener_->OnTopicsLost(topics);
+  }
   size_t pending() {
     absl::MutexLock lock(&mu_);
     return orders_.size();

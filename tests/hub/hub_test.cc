@@ -342,6 +342,80 @@ TEST_F(HubTest, ReconnectResubscribesAndSendsGaps) {
   EXPECT_THAT(Drain(late), ElementsAre("sub:a", "msg:a:2:after"));
 }
 
+TEST_F(HubTest, LostTopicsGapOnlyTheirOwnSubscribers) {
+  auto on_a = NewSubscriber();
+  auto on_b = NewSubscriber();
+  auto on_both = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(on_a, {"a"}, {}).ok());
+  ASSERT_TRUE(hub_.Subscribe(on_b, {"b"}, {"p.*"}).ok());
+  ASSERT_TRUE(hub_.Subscribe(on_both, {"a", "b"}, {}).ok());
+  upstream_.ConfirmAll();
+  for (const auto& s : {on_a, on_b, on_both}) Drain(s);
+  ASSERT_TRUE(hub_.Healthy());
+
+  upstream_.Lose({Topic::Channel("a")});
+  EXPECT_FALSE(hub_.Healthy()) << "a topic owes its subscribers a gap";
+  EXPECT_EQ(upstream_.held(Topic::Channel("b")), 1);
+  // Resubscribed on the same connection, at once.
+  ASSERT_EQ(upstream_.pending(), 1u);
+  EXPECT_TRUE(upstream_.orders()[0].subscribe);
+  EXPECT_EQ(upstream_.orders()[0].topic, Topic::Channel("a"));
+  EXPECT_EQ(upstream_.orders()[0].epoch, 1u);
+  // The other topics carry on meanwhile; the lost one delivers nothing until renewed.
+  upstream_.listener()->OnMessage(Topic::Channel("b"), "b", "b1");
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "stray");
+  upstream_.ConfirmAll();
+  EXPECT_TRUE(hub_.Healthy());
+  upstream_.listener()->OnMessage(Topic::Channel("a"), "a", "a1");
+
+  EXPECT_THAT(Drain(on_a), ElementsAre("gap:a:redis_reconnect:0", "msg:a:1:a1"));
+  EXPECT_THAT(Drain(on_b), ElementsAre("msg:b:1:b1"));
+  EXPECT_THAT(Drain(on_both), ElementsAre("msg:b:1:b1", "gap:a:redis_reconnect:0", "msg:a:1:a1"));
+  EXPECT_EQ(upstream_.held(Topic::Channel("a")), 1);
+}
+
+TEST_F(HubTest, ALostTopicsOrderInFlightIsSentAgain) {
+  // Lost while its SUBSCRIBE was in flight: subscribed again, and its waiting subscriber
+  // gets Subscribed only, no gap (it had received nothing yet).
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {"c"}, {}).ok());
+  ASSERT_EQ(upstream_.pending(), 1u);
+  upstream_.Lose({Topic::Channel("c")});
+  ASSERT_EQ(upstream_.pending(), 1u);
+  upstream_.ConfirmAll();
+  EXPECT_THAT(Drain(s), ElementsAre("sub:c"));
+  EXPECT_TRUE(hub_.Healthy());
+
+  // Lost while its UNSUBSCRIBE was in flight: nothing is left to undo, the topic is
+  // forgotten, and a later subscriber subscribes it anew.
+  hub_.Unsubscribe(s, {"c"}, {});
+  ASSERT_EQ(upstream_.pending(), 1u);
+  upstream_.Lose({Topic::Channel("c")});
+  EXPECT_EQ(upstream_.pending(), 0u);
+  EXPECT_EQ(hub_.Stats().channels, 0u);
+  auto again = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(again, {"c"}, {}).ok());
+  upstream_.ConfirmAll();
+  EXPECT_THAT(Drain(again), ElementsAre("sub:c"));
+  EXPECT_EQ(upstream_.held(Topic::Channel("c")), 1);
+}
+
+TEST_F(HubTest, ALostTopicLeftBeforeItsRenewalOwesNothing) {
+  auto s = NewSubscriber();
+  ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());
+  upstream_.ConfirmAll();
+  Drain(s);
+  upstream_.Lose({Topic::Channel("a"), Topic::Channel("never-held")});
+  EXPECT_FALSE(hub_.Healthy());
+  hub_.Unsubscribe(s, {"a"}, {});
+  EXPECT_TRUE(hub_.Healthy());
+  // Its renewal, still in flight, is undone once confirmed.
+  upstream_.ConfirmAll();
+  EXPECT_EQ(upstream_.held(Topic::Channel("a")), 0);
+  EXPECT_EQ(hub_.Stats().channels, 0u);
+  EXPECT_TRUE(Drain(s).empty());
+}
+
 TEST_F(HubTest, OrdersForAnOldConnectionAreNotConfirmed) {
   auto s = NewSubscriber();
   ASSERT_TRUE(hub_.Subscribe(s, {"a"}, {}).ok());

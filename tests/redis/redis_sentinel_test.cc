@@ -58,6 +58,8 @@ class RecordingListener : public hub::UpstreamListener {
     Add({Event::kMessage, 0, topic, std::string(payload)});
   }
   void OnSubscribeRefused(const Topic&, const absl::Status&) override {}
+  // A single-server upstream loses its topics only with its connection.
+  void OnTopicsLost(const std::vector<Topic>&) override {}
 
   // The first event from index `from` on of `kind` (and `payload`, for messages).
   std::optional<Event> Await(size_t from, Event::Kind kind, const std::string& payload = "",

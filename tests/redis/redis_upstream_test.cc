@@ -54,6 +54,9 @@ class RecordingListener : public hub::UpstreamListener {
     Add({Event::kConnected, epoch, Topic(), "", ""});
   }
   void OnUpstreamDisconnected() override { Add({Event::kDisconnected, 0, Topic(), "", ""}); }
+  void OnTopicsLost(const std::vector<Topic>&) override {
+    ADD_FAILURE() << "one Redis server loses its topics only all at once, with its connection";
+  }
   void OnSubscribeConfirmed(const Topic& topic) override {
     Add({Event::kSubscribed, 0, topic, "", ""});
   }

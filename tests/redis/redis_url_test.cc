@@ -226,5 +226,39 @@ TEST(RedisUrlTest, SentinelRedactedHidesBothPasswords) {
   EXPECT_EQ(std::string(url.status().message()).find("topsecret"), std::string::npos);
 }
 
+TEST(RedisUrlTest, ClusterSeedNodes) {
+  absl::StatusOr<RedisUrl> url =
+      RedisUrl::Parse("redis+cluster://alice:s%40cret@10.0.0.1:7000,node-b,[::1]:7002");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_TRUE(url->is_cluster());
+  EXPECT_FALSE(url->is_unix());
+  EXPECT_EQ(url->user, "alice");
+  EXPECT_EQ(url->password, "s@cret");
+  ASSERT_EQ(url->nodes.size(), 3u);
+  EXPECT_EQ(url->nodes[0], (RedisUrl::Node{"10.0.0.1", 7000}));
+  EXPECT_EQ(url->nodes[1], (RedisUrl::Node{"node-b", 6379}));
+  EXPECT_EQ(url->nodes[2], (RedisUrl::Node{"::1", 7002}));
+  EXPECT_EQ(url->host, "10.0.0.1");
+  EXPECT_EQ(url->port, 7000);
+  EXPECT_EQ(url->Redacted(), "redis+cluster://alice:***@10.0.0.1:7000,node-b:6379,[::1]:7002");
+
+  url = RedisUrl::Parse("REDIS+CLUSTER://h:1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->nodes.size(), 1u);
+  EXPECT_FALSE(RedisUrl::Parse("redis://h:1")->is_cluster());
+}
+
+TEST(RedisUrlTest, ClusterMistakesAreNamed) {
+  for (const char* bad : {"redis+cluster://", "redis+cluster://h:1,,h:2", "redis+cluster://h:1/0",
+                          "redis+cluster://h:0", "redis+cluster://h:1,h:x", "redis+cluster://u@h:1",
+                          "redis+cluster://h:1?x=1", "redis+cluster://[::1:7000"}) {
+    absl::StatusOr<RedisUrl> url = RedisUrl::Parse(bad);
+    EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  absl::StatusOr<RedisUrl> url = RedisUrl::Parse("redis+cluster://:secret@h:1,:2");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(url.status().message().find("secret"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace bridge::redis

@@ -59,6 +59,45 @@ def main(root: Path):
             fail(f"docker-compose.yml: {what}\n{done.stdout}")
         print(f"PASS {what}")
 
+    # The "cluster" profile: six nodes joined once, two Bridge replicas on the cluster with
+    # sharded channels, and nginx in front of both for gRPC and HTTP.
+    cluster = {name: svc for name, svc in services.items() if "cluster" in svc.get("profiles", [])}
+    nodes = [n for n in cluster if n.startswith("redis-node-")]
+    replicas = [cluster.get("bridge-1"), cluster.get("bridge-2")]
+    lb, init = cluster.get("lb"), cluster.get("redis-cluster-init")
+    if not lb or not init or not all(replicas):
+        fail(f"profile cluster: lb, redis-cluster-init, bridge-1, bridge-2 expected, got {sorted(cluster)}")
+    # docker-compose 1.29 resolves a short volume to "SOURCE:TARGET:MODE".
+    mounts = [v.split(":") if isinstance(v, str) else [v.get("source", ""), v.get("target", "")]
+              for v in lb.get("volumes", [])]
+    conf_mount = next((m for m in mounts if len(m) > 1 and m[1] == "/etc/nginx/nginx.conf"), None)
+    conf_file = root / "deploy" / "nginx-cluster.conf"
+    conf = conf_file.read_text() if conf_file.exists() else ""
+    cluster_checks = {
+        "profile cluster has six cluster-enabled Redis nodes": len(nodes) == 6 and all(
+            "--cluster-enabled" in cluster[n].get("command", []) for n in nodes),
+        "the one-shot creates a cluster with a replica per master": "--cluster-replicas 1" in " ".join(
+            init.get("command", [])) and init.get("restart") == "no",
+        "the replicas wait for the cluster": all(
+            r.get("depends_on", {}).get("redis-cluster-init", {}).get("condition")
+            == "service_completed_successfully" for r in replicas),
+        "the replicas run on the cluster with sharded channels": all(
+            r.get("environment", {}).get("BRIDGE_REDIS", "").startswith("redis+cluster://")
+            and r.get("environment", {}).get("BRIDGE_SHARDED_CHANNELS") for r in replicas),
+        "the balancer mounts deploy/nginx-cluster.conf": conf_mount is not None
+        and conf_mount[0].endswith("deploy/nginx-cluster.conf"),
+        "the balancer publishes gRPC and HTTP": {p.get("target") for p in lb.get("ports", [])}
+        >= {50051, 8080},
+        "nginx balances gRPC over HTTP/2 and WebSockets over both replicas": all(
+            f"server {r}:{port};" in conf for r in ("bridge-1", "bridge-2") for port in (50051, 8080))
+        and "grpc_pass grpc://" in conf and "listen 50051 http2;" in conf
+        and "proxy_set_header Upgrade $http_upgrade;" in conf,
+    }
+    for what, ok in cluster_checks.items():
+        if not ok:
+            fail(f"docker-compose.yml: {what}\n{done.stdout}")
+        print(f"PASS {what}")
+
     # One package list: the build stage copies .ci/packages.txt in and installs from it,
     # and names no package itself.
     dockerfile = (root / "Dockerfile").read_text()

@@ -27,53 +27,11 @@ namespace {
 constexpr int kNodes = 6;
 constexpr int kSlots = 16384;
 
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
-
-// One command on a fresh blocking connection; null when the node does not answer.
-ReplyPtr RawCommand(int port, const std::vector<std::string>& argv) {
-  const timeval timeout{2, 0};
-  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeout);
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return nullptr;
-  }
-  redisSetTimeout(c, timeout);
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  ReplyPtr r(static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data())));
-  redisFree(c);
-  return r;
-}
-
-std::string ReplyText(const redisReply* r) {
-  switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-      return std::to_string(r->integer);
-    case REDIS_REPLY_NIL:
-      return "";
-    case REDIS_REPLY_ARRAY: {
-      std::vector<std::string> parts;
-      for (size_t i = 0; i < r->elements; ++i) parts.push_back(ReplyText(r->element[i]));
-      return absl::StrJoin(parts, "\n");
-    }
-    default:
-      return std::string(r->str, r->len);
-  }
-}
-
 // The slot ranges a node's CLUSTER SLOTS gives, as start -> (end, master port); empty
 // when the node does not answer.
 std::map<int, std::pair<int, int>> SlotMap(int port) {
   std::map<int, std::pair<int, int>> out;
-  ReplyPtr r = RawCommand(port, {"CLUSTER", "SLOTS"});
+  RedisReplyPtr r = RedisCommandReply(port, {"CLUSTER", "SLOTS"});
   if (r == nullptr || r->type != REDIS_REPLY_ARRAY) return out;
   for (size_t i = 0; i < r->elements; ++i) {
     const redisReply* range = r->element[i];
@@ -194,7 +152,7 @@ void RedisCluster::StartNode(Node& node) {
       node.pid = -1;
       throw std::runtime_error("redis-server exited at start; see " + node.dir + "/redis.log");
     }
-    ReplyPtr r = RawCommand(node.port, {"PING"});
+    RedisReplyPtr r = RedisCommandReply(node.port, {"PING"});
     return r != nullptr && r->type == REDIS_REPLY_STATUS;
   });
   if (!up) throw std::runtime_error("a cluster node did not answer PING in time");
@@ -214,10 +172,7 @@ std::string RedisCluster::url() const {
 
 absl::StatusOr<std::string> RedisCluster::Command(int port,
                                                   const std::vector<std::string>& argv) const {
-  ReplyPtr r = RawCommand(port, argv);
-  if (r == nullptr) return absl::UnavailableError("no reply from the cluster node");
-  if (r->type == REDIS_REPLY_ERROR) return absl::InternalError(std::string(r->str, r->len));
-  return ReplyText(r.get());
+  return RedisCommandAt(port, argv);
 }
 
 int RedisCluster::AnyLivePort() const {
@@ -256,10 +211,10 @@ int RedisCluster::ReplicaOf(int master_port) const {
   for (const Node& node : nodes_) {
     if (node.pid <= 0 || node.port == master_port) continue;
     // ROLE on a replica: slave, master ip, master port, link state, offset.
-    ReplyPtr r = RawCommand(node.port, {"ROLE"});
+    RedisReplyPtr r = RedisCommandReply(node.port, {"ROLE"});
     if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 4) continue;
-    if (ReplyText(r->element[0]) == "slave" && r->element[2]->integer == master_port &&
-        ReplyText(r->element[3]) == "connected") {
+    if (RedisReplyText(r->element[0]) == "slave" && r->element[2]->integer == master_port &&
+        RedisReplyText(r->element[3]) == "connected") {
       return node.port;
     }
   }

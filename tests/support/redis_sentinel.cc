@@ -23,53 +23,10 @@ namespace {
 
 constexpr int kSentinels = 3;
 
-std::string ReplyText(const redisReply* r) {
-  switch (r->type) {
-    case REDIS_REPLY_INTEGER:
-      return std::to_string(r->integer);
-    case REDIS_REPLY_NIL:
-      return "";
-    case REDIS_REPLY_ARRAY: {
-      std::vector<std::string> parts;
-      for (size_t i = 0; i < r->elements; ++i) parts.push_back(ReplyText(r->element[i]));
-      return absl::StrJoin(parts, "\n");
-    }
-    default:
-      return std::string(r->str, r->len);
-  }
-}
-
-// One command on 127.0.0.1:port over a fresh connection with a short timeout (a node
-// killed by a test must not hang the question), after AUTH when there is a password.
+// One command with a short timeout: a node killed by a test must not hang the question.
 absl::StatusOr<std::string> CommandAt(int port, const std::vector<std::string>& argv,
                                       const std::string& password = "") {
-  const timeval timeout{1, 0};
-  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeout);
-  if (c == nullptr || c->err != 0) {
-    if (c != nullptr) redisFree(c);
-    return absl::UnavailableError(absl::StrCat("cannot connect to 127.0.0.1:", port));
-  }
-  redisSetTimeout(c, timeout);
-  if (!password.empty()) {
-    auto* auth = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password.c_str()));
-    if (auth != nullptr) freeReplyObject(auth);
-  }
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
-  absl::StatusOr<std::string> out = absl::UnavailableError("no reply");
-  if (r != nullptr) {
-    out = r->type == REDIS_REPLY_ERROR ? absl::StatusOr<std::string>(absl::InternalError(r->str))
-                                       : ReplyText(r);
-    freeReplyObject(r);
-  }
-  redisFree(c);
-  return out;
+  return RedisCommandAt(port, argv, password, absl::Seconds(1));
 }
 
 // How many entries a SENTINEL REPLICAS or SENTINEL SENTINELS reply lists that carry

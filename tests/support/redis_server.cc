@@ -148,9 +148,9 @@ void RedisServer::Stop() {
   pid_ = -1;
 }
 
-namespace {
+void RedisReplyFree::operator()(redisReply* reply) const { freeReplyObject(reply); }
 
-std::string ReplyText(const redisReply* r) {
+std::string RedisReplyText(const redisReply* r) {
   switch (r->type) {
     case REDIS_REPLY_INTEGER:
       return std::to_string(r->integer);
@@ -158,7 +158,7 @@ std::string ReplyText(const redisReply* r) {
       return "";
     case REDIS_REPLY_ARRAY: {
       std::vector<std::string> parts;
-      for (size_t i = 0; i < r->elements; ++i) parts.push_back(ReplyText(r->element[i]));
+      for (size_t i = 0; i < r->elements; ++i) parts.push_back(RedisReplyText(r->element[i]));
       return absl::StrJoin(parts, "\n");
     }
     default:
@@ -166,18 +166,19 @@ std::string ReplyText(const redisReply* r) {
   }
 }
 
-}  // namespace
-
-absl::StatusOr<std::string> RedisServer::Command(const std::vector<std::string>& argv) const {
-  redisContext* c = redisConnect("127.0.0.1", port_);
+RedisReplyPtr RedisCommandReply(int port, const std::vector<std::string>& argv,
+                                const std::string& password, absl::Duration timeout) {
+  const bool bounded = timeout != absl::InfiniteDuration();
+  const timeval tv = absl::ToTimeval(timeout);
+  redisContext* c =
+      bounded ? redisConnectWithTimeout("127.0.0.1", port, tv) : redisConnect("127.0.0.1", port);
   if (c == nullptr || c->err != 0) {
     if (c != nullptr) redisFree(c);
-    return absl::UnavailableError("cannot connect to redis-server");
+    return nullptr;
   }
-  for (const auto& line : config_) {
-    if (line.rfind("requirepass ", 0) == 0) {
-      freeReplyObject(redisCommand(c, "AUTH %s", line.substr(12).c_str()));
-    }
+  if (bounded) redisSetTimeout(c, tv);
+  if (!password.empty()) {
+    RedisReplyPtr auth(static_cast<redisReply*>(redisCommand(c, "AUTH %s", password.c_str())));
   }
   std::vector<const char*> args;
   std::vector<size_t> lens;
@@ -185,16 +186,28 @@ absl::StatusOr<std::string> RedisServer::Command(const std::vector<std::string>&
     args.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
-  absl::StatusOr<std::string> out = absl::UnavailableError("no reply");
-  if (r != nullptr) {
-    out = r->type == REDIS_REPLY_ERROR ? absl::StatusOr<std::string>(absl::InternalError(r->str))
-                                       : ReplyText(r);
-    freeReplyObject(r);
-  }
+  RedisReplyPtr reply(static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data())));
   redisFree(c);
-  return out;
+  return reply;
+}
+
+absl::StatusOr<std::string> RedisCommandAt(int port, const std::vector<std::string>& argv,
+                                           const std::string& password, absl::Duration timeout) {
+  RedisReplyPtr r = RedisCommandReply(port, argv, password, timeout);
+  if (r == nullptr) {
+    return absl::UnavailableError(absl::StrCat("no answer from 127.0.0.1:", port));
+  }
+  if (r->type == REDIS_REPLY_ERROR) return absl::InternalError(std::string(r->str, r->len));
+  return RedisReplyText(r.get());
+}
+
+absl::StatusOr<std::string> RedisServer::Command(const std::vector<std::string>& argv) const {
+  std::string password;
+  for (const auto& line : config_) {
+    if (line.rfind("requirepass ", 0) == 0) password = line.substr(12);
+  }
+  return RedisCommandAt(port_, argv, password, absl::InfiniteDuration());
 }
 
 long long RedisServer::NumSub(const std::string& channel) const {

@@ -4,11 +4,14 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
+struct redisReply;
 
 namespace bridge::testing {
 
@@ -61,6 +64,27 @@ class RedisServer {
   pid_t pid_ = -1;
   bool paused_ = false;
 };
+
+// A hiredis reply, freed with it.
+struct RedisReplyFree {
+  void operator()(redisReply* reply) const;
+};
+using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
+
+// One command to the Redis (or sentinel) on 127.0.0.1:`port`, over a fresh blocking
+// connection, after AUTH with `password` when there is one; each step waits at most
+// `timeout` (infinite: as long as it takes), so that a node a test killed or froze does
+// not hang the question. Null when nothing answers.
+RedisReplyPtr RedisCommandReply(int port, const std::vector<std::string>& argv,
+                                const std::string& password = "",
+                                absl::Duration timeout = absl::Seconds(2));
+// The same as text: integers in decimal, nil as "", arrays joined with '\n'; an error
+// reply is INTERNAL with its text, no answer UNAVAILABLE.
+absl::StatusOr<std::string> RedisCommandAt(int port, const std::vector<std::string>& argv,
+                                           const std::string& password = "",
+                                           absl::Duration timeout = absl::Seconds(2));
+// A reply as RedisCommandAt words it.
+std::string RedisReplyText(const redisReply* reply);
 
 // A free TCP port on 127.0.0.1 (bound then released).
 int FreePort();

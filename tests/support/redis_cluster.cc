@@ -47,22 +47,7 @@ std::map<int, std::pair<int, int>> SlotMap(int port) {
 
 // Runs a program to its end with its output discarded; its exit status, or -1.
 int RunQuiet(const std::vector<std::string>& argv) {
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      ::dup2(devnull, STDIN_FILENO);
-      ::dup2(devnull, STDOUT_FILENO);
-      ::dup2(devnull, STDERR_FILENO);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
+  const pid_t pid = SpawnQuiet(argv);
   int status = 0;
   if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
   return WEXITSTATUS(status);
@@ -132,19 +117,7 @@ void RedisCluster::StartNode(Node& node) {
          << "cluster-node-timeout 1000\ncluster-require-full-coverage no\n"
          << "cluster-replica-validity-factor 0\n";
   }
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    // Dies with the test, and holds none of its output pipes (see RedisServer::Start).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      ::dup2(devnull, STDOUT_FILENO);
-      ::dup2(devnull, STDERR_FILENO);
-    }
-    ::execlp("redis-server", "redis-server", conf_path.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t pid = SpawnQuiet({"redis-server", conf_path});
   node.pid = pid;
   const bool up = WaitFor([&] {
     int status;

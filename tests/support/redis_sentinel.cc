@@ -112,20 +112,7 @@ void RedisSentinelSetup::StartSentinel(Sentinel& sentinel, int master_port) {
            << options_.sentinel_password << "\n";
     }
   }
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    // Dies with the test, and holds none of its output pipes (see RedisServer::Start).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      ::dup2(devnull, STDOUT_FILENO);
-      ::dup2(devnull, STDERR_FILENO);
-    }
-    ::execlp("redis-server", "redis-server", conf_path.c_str(), "--sentinel",
-             static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t pid = SpawnQuiet({"redis-server", conf_path, "--sentinel"});
   sentinel.pid = pid;
   const bool up = WaitFor([&] {
     int status;

@@ -22,6 +22,26 @@
 
 namespace bridge::testing {
 
+pid_t SpawnQuiet(const std::vector<std::string>& argv) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, STDIN_FILENO);
+      ::dup2(devnull, STDOUT_FILENO);
+      ::dup2(devnull, STDERR_FILENO);
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -76,20 +96,7 @@ void RedisServer::Start() {
          << "/redis.log\n";
     for (const auto& line : config_) conf << line << "\n";
   }
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    // Dies with the test, even one that crashed, and holds none of its output pipes: an
-    // orphan holding ctest's pipe would keep ctest waiting.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int devnull = ::open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      ::dup2(devnull, STDOUT_FILENO);
-      ::dup2(devnull, STDERR_FILENO);
-    }
-    ::execlp("redis-server", "redis-server", conf_path.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t pid = SpawnQuiet({"redis-server", conf_path});
   pid_ = pid;
   const bool up = WaitFor([&] {
     int status;

@@ -86,6 +86,11 @@ absl::StatusOr<std::string> RedisCommandAt(int port, const std::vector<std::stri
 // A reply as RedisCommandAt words it.
 std::string RedisReplyText(const redisReply* reply);
 
+// Starts `argv` (found on PATH: redis-server, redis-cli) and returns its pid. The process
+// dies with the test, even one that crashed, and holds none of its pipes (its input and
+// output are /dev/null): an orphan holding ctest's pipe would keep ctest waiting.
+pid_t SpawnQuiet(const std::vector<std::string>& argv);
+
 // A free TCP port on 127.0.0.1 (bound then released).
 int FreePort();
 

@@ -285,45 +285,56 @@ TEST_F(GrpcBridgeTest, StalledSubscriberDoesNotHoldBackOthers) {
   stalled->Finish();
 }
 
+// The Subscribed events a read brought: one Event, or a batch of them.
+int SubscribedIn(const v1::Event& event) { return event.has_subscribed() ? 1 : 0; }
+int SubscribedIn(const v1::EventBatch& batch) {
+  int n = 0;
+  for (const v1::Event& e : batch.events()) n += SubscribedIn(e);
+  return n;
+}
+
 // Under the disconnect policy a client that stops reading is cut off while it still does
 // not read: its write never completes (HTTP/2 flow control), so the stream must not wait
 // for it. The hub forgets the subscriber and Redis the channel only it held; the reading
-// subscriber goes on.
-TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
-  AppOptions options;
-  options.subscriber.max_queued_messages = 10;
-  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
-  StartApp(options);
+// subscriber goes on. `open` starts the stalled client's call: Subscribe or
+// SubscribeBatched, whose Response is Event or EventBatch.
+template <typename Response, typename Open>
+void ExpectDisconnectPolicyEndsTheSlowStreamOnly(App& app, RedisServer& redis,
+                                                 std::shared_ptr<::grpc::Channel> channel,
+                                                 Open open) {
   ::grpc::ChannelArguments small;
   small.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   small.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
-  auto stalled_stub = v1::Bridge::NewStub(Connect(app_->grpc_port(), small));
+  auto stalled_stub = v1::Bridge::NewStub(Connect(app.grpc_port(), small));
   ::grpc::ClientContext stalled_ctx;
-  auto stalled = stalled_stub->Subscribe(&stalled_ctx, Channels({"d", "d.stalled"}));
-  v1::Event e;
-  ASSERT_TRUE(stalled->Read(&e) && e.has_subscribed());
-  ASSERT_TRUE(stalled->Read(&e) && e.has_subscribed());
-  StreamReader fast(channel_, Channels({"d"}));
+  std::unique_ptr<::grpc::ClientReader<Response>> stalled =
+      open(stalled_stub.get(), &stalled_ctx, Channels({"d", "d.stalled"}));
+  Response e;
+  for (int subscribed = 0; subscribed < 2;) {
+    ASSERT_TRUE(stalled->Read(&e));
+    subscribed += SubscribedIn(e);
+  }
+  StreamReader fast(channel, Channels({"d"}));
   ASSERT_TRUE(fast.WaitSubscribed());
-  ASSERT_EQ(app_->hub().Stats().subscribers, 2u);
-  ASSERT_EQ(redis_.NumSub("d.stalled"), 1);
+  ASSERT_EQ(app.hub().Stats().subscribers, 2u);
+  ASSERT_EQ(redis.NumSub("d.stalled"), 1);
 
   // In lockstep with the reading subscriber, so only the stalled one falls behind, until
   // the stalled one is gone: far more than its queue and the transport's buffers hold.
   const std::string payload(4096, 'x');
   const int kMaxMessages = 8000;
   int published = 0;
-  while (published < kMaxMessages && app_->hub().Stats().subscribers == 2) {
-    ASSERT_EQ(redis_.Publish("d", payload), 1);
+  while (published < kMaxMessages && app.hub().Stats().subscribers == 2) {
+    ASSERT_EQ(redis.Publish("d", payload), 1);
     ++published;
     ASSERT_TRUE(fast.WaitForEvents(1 + published)) << "the reading subscriber was held back";
   }
   // The stalled client still reads nothing.
-  EXPECT_TRUE(WaitFor([&] { return app_->hub().Stats().subscribers == 1; }, absl::Seconds(5)))
+  EXPECT_TRUE(WaitFor([&] { return app.hub().Stats().subscribers == 1; }, absl::Seconds(5)))
       << "the stalled stream is still held after " << published << " messages";
-  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("d.stalled") == 0; }, absl::Seconds(5)));
-  EXPECT_EQ(redis_.NumSub("d"), 1);
-  ASSERT_EQ(redis_.Publish("d", "after"), 1);
+  EXPECT_TRUE(WaitFor([&] { return redis.NumSub("d.stalled") == 0; }, absl::Seconds(5)));
+  EXPECT_EQ(redis.NumSub("d"), 1);
+  ASSERT_EQ(redis.Publish("d", "after"), 1);
   ASSERT_TRUE(fast.WaitForEvents(2 + published));
   EXPECT_EQ(fast.events().back().message().payload(), "after");
 
@@ -334,6 +345,30 @@ TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
   ::grpc::Status st = stalled->Finish();
   EXPECT_EQ(st.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
   EXPECT_TRUE(absl::StrContains(st.error_message(), "slow consumer")) << st.error_message();
+}
+
+TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 10;
+  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  StartApp(options);
+  ExpectDisconnectPolicyEndsTheSlowStreamOnly<v1::Event>(
+      *app_, redis_, channel_,
+      [](v1::Bridge::Stub* stub, ::grpc::ClientContext* ctx, const v1::SubscribeRequest& req) {
+        return stub->Subscribe(ctx, req);
+      });
+}
+
+TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowBatchedStreamOnly) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 10;
+  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  StartApp(options);
+  ExpectDisconnectPolicyEndsTheSlowStreamOnly<v1::EventBatch>(
+      *app_, redis_, channel_,
+      [](v1::Bridge::Stub* stub, ::grpc::ClientContext* ctx, const v1::SubscribeRequest& req) {
+        return stub->SubscribeBatched(ctx, req);
+      });
 }
 
 TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {

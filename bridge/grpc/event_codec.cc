@@ -13,11 +13,12 @@ using google::protobuf::io::CodedOutputStream;
 // EventBatch.events: field 1, length-delimited.
 constexpr uint8_t kEventsTag = (1 << 3) | 2;
 
-// What the message slot holds: the element's one slice, and the Event within it as the
-// buffer a Subscribe stream writes.
+// What the message slot holds: the element's one slice, the Event within it as the buffer
+// a Subscribe stream writes, and the element alone as a batch.
 struct GrpcEncoding {
   ::grpc::Slice element;
   ::grpc::ByteBuffer event;
+  ::grpc::ByteBuffer batch;
 };
 
 // Serializes `event` into one gRPC slice, preceded by its element prefix when `element`
@@ -46,11 +47,12 @@ const GrpcEncoding& MessageEncoding(const hub::Message& message) {
     out->set_payload(m.payload());
     out->set_seq(m.seq());
     size_t prefix = 0;
-    GrpcEncoding encoding{Serialize(event, /*element=*/true, &prefix), {}};
+    GrpcEncoding encoding{Serialize(event, /*element=*/true, &prefix), {}, {}};
     // A sub-slice shares the element's reference count (a slice small enough to be
     // inlined is copied, a few bytes).
     ::grpc::Slice tail = encoding.element.sub(prefix, encoding.element.size());
     encoding.event = ::grpc::ByteBuffer(&tail, 1);
+    encoding.batch = ::grpc::ByteBuffer(&encoding.element, 1);
     return encoding;
   });
 }
@@ -88,6 +90,10 @@ const ::grpc::ByteBuffer& EncodeMessage(const hub::Message& message) {
 
 const ::grpc::Slice& EncodeMessageElement(const hub::Message& message) {
   return MessageEncoding(message).element;
+}
+
+const ::grpc::ByteBuffer& EncodeMessageBatch(const hub::Message& message) {
+  return MessageEncoding(message).batch;
 }
 
 ::grpc::ByteBuffer EncodeControl(const hub::Event& event) {

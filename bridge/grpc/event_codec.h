@@ -29,6 +29,9 @@ const ::grpc::ByteBuffer& EncodeMessage(const hub::Message& message);
 // slice of which EncodeMessage's buffer is the tail: every stream, batched or not, refers
 // to the same bytes.
 const ::grpc::Slice& EncodeMessageElement(const hub::Message& message);
+// An EventBatch of the message alone (its element's slice): what a batched stream that
+// keeps up writes, shared as EncodeMessage's buffer is.
+const ::grpc::ByteBuffer& EncodeMessageBatch(const hub::Message& message);
 ::grpc::Slice EncodeControlElement(const hub::Event& event);
 
 // The size of an element holding an Event of `event_size` bytes.

@@ -230,11 +230,20 @@ bool SubscribeReactor::NextBatchLocked(const ::grpc::ByteBuffer** next) {
     FinishLocked(ToGrpcStatus(redis::SubscribeRefusedError(batch_[batch_next_].topic)));
     return false;
   }
+  writing_ = true;
+  const hub::Event& last = batch_[batch_next_ - 1];
+  if (slices_.size() == 1 && last.type == hub::Event::Type::kMessage) {
+    // One message, as when the stream keeps up: the batch every such stream writes, made
+    // once with the message, which in_flight_ keeps alive until the write completes.
+    slices_.clear();
+    in_flight_ = last;
+    *next = &EncodeMessageBatch(*in_flight_.message);
+    return true;
+  }
   // The buffer takes a reference to each slice: the bytes are the messages' own, kept
   // alive by the buffer until the write completes, whatever becomes of the messages.
   batch_buffer_ = ::grpc::ByteBuffer(slices_.data(), slices_.size());
   slices_.clear();
-  writing_ = true;
   *next = &batch_buffer_;
   return true;
 }

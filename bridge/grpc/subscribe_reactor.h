@@ -115,7 +115,8 @@ class SubscribeReactor : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer>,
   size_t batch_next_ ABSL_GUARDED_BY(mu_) = 0;
   // The first write (which carries the response headers) has been started.
   bool headers_sent_ ABSL_GUARDED_BY(mu_) = false;
-  // The event being written: it keeps the shared message (and its bytes) alive.
+  // The event being written (kEvent, and a kBatch of one message): it keeps the shared
+  // message (and its bytes) alive.
   hub::Event in_flight_ ABSL_GUARDED_BY(mu_);
   ::grpc::ByteBuffer control_buffer_ ABSL_GUARDED_BY(mu_);
   // kBatch: the EventBatch being written (its slices hold the events' bytes), and the

@@ -84,6 +84,10 @@ TEST(EventCodecTest, ElementsAreTheSubscribeEncodingWithAPrefix) {
     }
     // Every later call returns the same encoding.
     EXPECT_EQ(&EncodeMessageElement(*message), &element);
+    // The batch of this message alone is the element.
+    const v1::EventBatch alone = Parse<v1::EventBatch>(EncodeMessageBatch(*message));
+    ASSERT_EQ(alone.events_size(), 1);
+    EXPECT_EQ(alone.events(0).SerializeAsString(), parsed.SerializeAsString());
   }
 }
 

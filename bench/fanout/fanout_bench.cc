@@ -43,6 +43,8 @@ ABSL_FLAG(uint64_t, window, 0,
           "most messages in flight (published, not yet delivered to all); 0 = 20000/fan-out, "
           "within [4, 1000]");
 ABSL_FLAG(int, grpc_connections, 4, "gRPC connections the streams are spread over");
+ABSL_FLAG(bool, grpc_batched, false,
+          "gRPC: SubscribeBatched streams (EventBatch) instead of Subscribe (Event)");
 ABSL_FLAG(int, threads, 1, "client threads (Asio threads, or gRPC completion-queue pollers)");
 ABSL_FLAG(int, connect_concurrency, 256, "connections opened at once during the ramp");
 ABSL_FLAG(double, connect_timeout, 60, "seconds for every subscriber to be live");
@@ -132,7 +134,8 @@ int Main() {
   const int concurrency = absl::GetFlag(FLAGS_connect_concurrency);
   if (transport == "grpc") {
     clients = std::make_unique<GrpcClients>(&receiver, absl::GetFlag(FLAGS_target),
-                                            absl::GetFlag(FLAGS_grpc_connections), threads);
+                                            absl::GetFlag(FLAGS_grpc_connections), threads,
+                                            absl::GetFlag(FLAGS_grpc_batched));
   } else if (transport == "ws") {
     clients = std::make_unique<WsClients>(&receiver, host, port, absl::GetFlag(FLAGS_ws_path),
                                           threads, concurrency);

@@ -59,7 +59,10 @@ class GrpcClients::Stream {
     std::string bytes = request.SerializeAsString();
     ::grpc::Slice slice(bytes);
     request_ = ::grpc::ByteBuffer(&slice, 1);
-    call_ = stub->PrepareCall(&context_, "/bridge.v1.Bridge/Subscribe", cq);
+    call_ = stub->PrepareCall(
+        &context_,
+        owner_->batched_ ? "/bridge.v1.Bridge/SubscribeBatched" : "/bridge.v1.Bridge/Subscribe",
+        cq);
     call_->StartCall(&start_);
   }
   void Cancel() { context_.TryCancel(); }
@@ -114,6 +117,16 @@ class GrpcClients::Stream {
     ::grpc::Slice slice;
     if (!buffer_.TrySingleSlice(&slice).ok() && !buffer_.DumpToSingleSlice(&slice).ok()) return;
     std::string_view in(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    if (!owner_->batched_) return HandleEvent(in);
+    // An EventBatch: each field 1 is one Event.
+    uint64_t field = 0;
+    std::string_view event;
+    while (ReadField(&in, &field, &event)) {
+      if (field == 1) HandleEvent(event);
+    }
+  }
+
+  void HandleEvent(std::string_view in) {
     uint64_t field = 0;
     std::string_view value;
     if (!ReadField(&in, &field, &value)) return;
@@ -149,8 +162,9 @@ class GrpcClients::Stream {
   int pending_ = 0;
 };
 
-GrpcClients::GrpcClients(Receiver* receiver, std::string target, int connections, int threads)
-    : receiver_(receiver), target_(std::move(target)) {
+GrpcClients::GrpcClients(Receiver* receiver, std::string target, int connections, int threads,
+                         bool batched)
+    : receiver_(receiver), target_(std::move(target)), batched_(batched) {
   for (int i = 0; i < connections; ++i) {
     ::grpc::ChannelArguments args;
     // A connection of its own per channel: distinct args and no shared subchannel pool.

@@ -14,15 +14,15 @@
 
 namespace bridge::bench {
 
-// N bridge.v1.Bridge/Subscribe streams, spread over a few connections, driven by the
-// completion-queue API from `threads` threads of our own. Each thread polls its queue
-// and handles the reads it completes, so a delivery costs the generator no thread hop
-// (the callback API hands every read to another thread: about twice the CPU on one
-// core). Events are read as raw bytes and only the fields the benchmark needs are
+// N bridge.v1.Bridge/Subscribe (or, `batched`, SubscribeBatched) streams, spread over a few
+// connections, driven by the completion-queue API from `threads` threads of our own. Each thread
+// polls its queue and handles the reads it completes, so a delivery costs the generator no thread
+// hop (the callback API hands every read to another thread: about twice the CPU on one core).
+// Events (and batches of them) are read as raw bytes and only the fields the benchmark needs are
 // picked out.
 class GrpcClients : public Clients {
  public:
-  GrpcClients(Receiver* receiver, std::string target, int connections, int threads);
+  GrpcClients(Receiver* receiver, std::string target, int connections, int threads, bool batched);
   ~GrpcClients() override;
 
   void Start() override;
@@ -36,6 +36,7 @@ class GrpcClients : public Clients {
 
   Receiver* const receiver_;
   const std::string target_;
+  const bool batched_;
   std::vector<std::shared_ptr<::grpc::Channel>> channels_;
   std::vector<std::unique_ptr<::grpc::GenericStub>> stubs_;
   std::vector<std::unique_ptr<Poller>> pollers_;

@@ -17,8 +17,14 @@ BridgeService::BridgeService(hub::Hub* hub, const hub::SubscriberOptions& subscr
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* BridgeService::Subscribe(
     ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) {
-  return SubscribeReactor::Start(hub_, &pump_, &open_streams_, subscriber_, access_, context,
-                                 request);
+  return SubscribeReactor::Start(hub_, &pump_, &open_streams_, subscriber_, access_,
+                                 SubscribeReactor::Form::kEvent, context, request);
+}
+
+::grpc::ServerWriteReactor<::grpc::ByteBuffer>* BridgeService::SubscribeBatched(
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) {
+  return SubscribeReactor::Start(hub_, &pump_, &open_streams_, subscriber_, access_,
+                                 SubscribeReactor::Form::kBatch, context, request);
 }
 
 ::grpc::ServerUnaryReactor* BridgeService::Publish(::grpc::CallbackServerContext* context,

@@ -12,12 +12,14 @@
 
 namespace bridge::grpc_frontend {
 
-// bridge.v1.Bridge on the callback API. Subscribe is the raw method so each stream
-// writes the serialized Event shared by every stream (see event_codec.h); Publish is raw
+// bridge.v1.Bridge on the callback API. Subscribe and SubscribeBatched are raw methods so
+// each stream writes the serialized Events shared by every stream (see event_codec.h),
+// one SubscribeReactor each, in its two forms; Publish is raw
 // too, so that a request that does not decode gets INVALID_ARGUMENT, as a Subscribe does,
 // rather than gRPC's bare UNIMPLEMENTED. The hub must outlive the service.
-class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
-                                v1::Bridge::WithRawCallbackMethod_Publish<v1::Bridge::Service>> {
+class BridgeService final
+    : public v1::Bridge::WithRawCallbackMethod_Subscribe<v1::Bridge::WithRawCallbackMethod_Publish<
+          v1::Bridge::WithRawCallbackMethod_SubscribeBatched<v1::Bridge::Service>>> {
  public:
   // `subscriber` bounds every stream: queue limits, slow-consumer policy, and
   // max_topics, the most channels plus patterns one request may name. `access` says which
@@ -27,11 +29,13 @@ class BridgeService final : public v1::Bridge::WithRawCallbackMethod_Subscribe<
 
   ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* Subscribe(
       ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) override;
+  ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeBatched(
+      ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) override;
   ::grpc::ServerUnaryReactor* Publish(::grpc::CallbackServerContext* context,
                                       const ::grpc::ByteBuffer* request,
                                       ::grpc::ByteBuffer* response) override;
 
-  // Subscribe streams open now.
+  // Subscribe and SubscribeBatched streams open now.
   size_t open_streams() const { return open_streams_.load(std::memory_order_relaxed); }
 
  private:

@@ -42,7 +42,7 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
 
 ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeReactor::Start(
     hub::Hub* hub, WritePump* pump, std::atomic<size_t>* open_streams,
-    const hub::SubscriberOptions& options, const auth::Access& access,
+    const hub::SubscriberOptions& options, const auth::Access& access, Form form,
     ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* raw_request) {
   v1::SubscribeRequest request;
   absl::StatusOr<std::shared_ptr<const auth::Grant>> grant = AuthenticateCall(access, *context);
@@ -68,7 +68,7 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));
   }
-  auto reactor = std::make_shared<SubscribeReactor>(hub, pump, open_streams, context);
+  auto reactor = std::make_shared<SubscribeReactor>(hub, pump, open_streams, form, context);
   absl::StatusOr<std::shared_ptr<hub::Subscriber>> connected = hub->Connect(reactor, options);
   if (!connected.ok()) return new RefusedReactor(ToGrpcStatus(connected.status()));
   std::shared_ptr<hub::Subscriber> subscriber = *std::move(connected);
@@ -93,9 +93,9 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
 }
 
 SubscribeReactor::SubscribeReactor(hub::Hub* hub, WritePump* pump,
-                                   std::atomic<size_t>* open_streams,
+                                   std::atomic<size_t>* open_streams, Form form,
                                    ::grpc::CallbackServerContext* context)
-    : hub_(hub), pump_(pump), open_streams_(open_streams), context_(context) {
+    : hub_(hub), pump_(pump), open_streams_(open_streams), form_(form), context_(context) {
   open_streams_->fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -150,6 +150,11 @@ void SubscribeReactor::CancelStalled(const ::grpc::Status& status) {
 bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
                                        ::grpc::WriteOptions* options) {
   if (writing_ || finish_.has_value() || subscriber_ == nullptr) return false;
+  return form_ == Form::kEvent ? NextEventLocked(next, options) : NextBatchLocked(next);
+}
+
+bool SubscribeReactor::NextEventLocked(const ::grpc::ByteBuffer** next,
+                                       ::grpc::WriteOptions* options) {
   if (batch_next_ == batch_.size()) {
     batch_.clear();
     batch_next_ = 0;
@@ -188,6 +193,61 @@ bool SubscribeReactor::NextWriteLocked(const ::grpc::ByteBuffer** next,
   return true;
 }
 
+bool SubscribeReactor::NextBatchLocked(const ::grpc::ByteBuffer** next) {
+  // Events left by the last batch's byte cap go first, topped up with what is queued now.
+  if (batch_next_ > 0) {
+    batch_.erase(batch_.begin(), batch_.begin() + static_cast<ptrdiff_t>(batch_next_));
+    batch_next_ = 0;
+  }
+  if (batch_.size() < kMaxBatchEvents) {
+    const hub::Subscriber::PopResult popped =
+        subscriber_->PopMany(&batch_, kMaxBatchEvents - batch_.size());
+    if (batch_.empty()) {
+      if (popped == hub::Subscriber::PopResult::kClosed) {
+        FinishLocked(ToGrpcStatus(subscriber_->status()));
+      } else {
+        // A burst's lists are not kept by a stream that goes quiet.
+        ClearAfterBurst(batch_, kMaxBatchEvents / 4);
+        ClearAfterBurst(slices_, kMaxBatchEvents / 4);
+      }
+      return false;
+    }
+  }
+  size_t bytes = 0;
+  for (; batch_next_ < batch_.size(); ++batch_next_) {
+    const hub::Event& event = batch_[batch_next_];
+    // A stream subscribes all its topics or none: one refused ends it, after the events
+    // before it.
+    if (event.type == hub::Event::Type::kRefused) break;
+    ::grpc::Slice element = event.type == hub::Event::Type::kMessage
+                                ? EncodeMessageElement(*event.message)
+                                : EncodeControlElement(event);
+    if (!slices_.empty() && bytes + element.size() > kMaxBatchBytes) break;
+    bytes += element.size();
+    slices_.push_back(std::move(element));
+  }
+  if (slices_.empty()) {
+    FinishLocked(ToGrpcStatus(redis::SubscribeRefusedError(batch_[batch_next_].topic)));
+    return false;
+  }
+  writing_ = true;
+  const hub::Event& last = batch_[batch_next_ - 1];
+  if (slices_.size() == 1 && last.type == hub::Event::Type::kMessage) {
+    // One message, as when the stream keeps up: the batch every such stream writes, made
+    // once with the message, which in_flight_ keeps alive until the write completes.
+    slices_.clear();
+    in_flight_ = last;
+    *next = &EncodeMessageBatch(*in_flight_.message);
+    return true;
+  }
+  // The buffer takes a reference to each slice: the bytes are the messages' own, kept
+  // alive by the buffer until the write completes, whatever becomes of the messages.
+  batch_buffer_ = ::grpc::ByteBuffer(slices_.data(), slices_.size());
+  slices_.clear();
+  *next = &batch_buffer_;
+  return true;
+}
+
 void SubscribeReactor::OnWriteDone(bool ok) {
   const ::grpc::ByteBuffer* next = nullptr;
   ::grpc::WriteOptions options;
@@ -195,6 +255,7 @@ void SubscribeReactor::OnWriteDone(bool ok) {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     in_flight_ = hub::Event();
+    batch_buffer_.Clear();
     if (!ok) {
       // The stream is broken (the client went away); OnCancel usually says so too.
       return FinishLocked(::grpc::Status(::grpc::StatusCode::CANCELLED, "stream broken"));

@@ -17,6 +17,7 @@ namespace bridgectl {
 namespace {
 
 using bridge::v1::Event;
+using bridge::v1::EventBatch;
 
 // Whether a new stream may succeed where this one failed. Errors about the request
 // itself (bad channel name, a token missing or unknown, a channel the token or Bridge's
@@ -58,6 +59,12 @@ Event ReconnectGap(const bridge::v1::Subscribed& s) {
 
 }  // namespace
 
+bool FallBackToSubscribe(const grpc::Status& status, bool any_event) {
+  // A server without the method answers before sending anything; an UNIMPLEMENTED after
+  // events would be the server's word on something else.
+  return status.error_code() == grpc::StatusCode::UNIMPLEMENTED && !any_event;
+}
+
 int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, std::ostream& err) {
   const EventFormatter formatter(options.json);
   std::unique_ptr<bridge::v1::Bridge::Stub> stub =
@@ -72,6 +79,9 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
   // Subscriptions some earlier stream confirmed: a new confirmation means a gap.
   std::set<std::string> confirmed_before;
   long long messages = 0;
+  // SubscribeBatched until the server says it has no such method (a Bridge older than
+  // it), then Subscribe: the same events, one gRPC message each.
+  bool batched = true;
   for (;;) {
     grpc::ClientContext context;
     // With --reconnect, a call made while the server is away waits for the channel to
@@ -81,11 +91,12 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
     // Every stream, the reconnected ones too.
     AddAuthorization(options.token, &context);
     stop.SetCall(&context);
-    std::unique_ptr<grpc::ClientReader<Event>> reader = stub->Subscribe(&context, request);
     std::set<std::string> confirmed;
     bool enough = false;
-    Event event;
-    while (!enough && reader->Read(&event)) {
+    bool any_event = false;
+    // Prints one event; false once --count messages have come.
+    auto handle = [&](const Event& event) {
+      any_event = true;
       out << formatter.Format(event) << '\n';
       if (event.has_subscribed()) {
         backoff.Reset();
@@ -98,11 +109,35 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
         enough = true;
         context.TryCancel();
       }
-      out.flush();
+      return !enough;
+    };
+    grpc::Status status;
+    if (batched) {
+      std::unique_ptr<grpc::ClientReader<EventBatch>> reader =
+          stub->SubscribeBatched(&context, request);
+      EventBatch batch;
+      while (!enough && reader->Read(&batch)) {
+        for (const Event& event : batch.events()) {
+          if (!handle(event)) break;
+        }
+        out.flush();
+      }
+      status = reader->Finish();
+    } else {
+      std::unique_ptr<grpc::ClientReader<Event>> reader = stub->Subscribe(&context, request);
+      Event event;
+      while (!enough && reader->Read(&event)) {
+        handle(event);
+        out.flush();
+      }
+      status = reader->Finish();
     }
-    const grpc::Status status = reader->Finish();
     stop.ClearCall();
     if (enough || stop.stopped()) return kExitOk;
+    if (batched && FallBackToSubscribe(status, any_event)) {
+      batched = false;
+      continue;
+    }
     if (status.ok()) {
       err << "bridgectl: the server ended the stream\n";
       if (!options.reconnect) return kExitOk;

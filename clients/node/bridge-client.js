@@ -7,8 +7,9 @@
 // Loads the contract straight from proto/bridge/v1/bridge.proto (no generated code).
 // BRIDGE_ADDR is the address (default localhost:50051); BRIDGE_TOKEN, when set, is sent as
 // `authorization: Bearer <token>` with every call, for a Bridge with an access file.
-// The subscriber prints one line per event, in bridgectl's human form, reconnects with
-// backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+// The subscriber calls SubscribeBatched (Subscribe when the server answers UNIMPLEMENTED:
+// a Bridge older than the method), prints one line per event, in bridgectl's human form,
+// reconnects with backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
 'use strict';
 
 const path = require('path');
@@ -76,6 +77,8 @@ function subscribe(client, channels, patterns) {
   // Subscriptions an earlier stream confirmed: when a new stream confirms one again,
   // what was published in between is lost, and the user hears of it.
   const confirmed = new Set();
+  // Until the server says it has no SubscribeBatched.
+  let batched = true;
   const stop = () => {
     stopping = true;
     clearTimeout(timer);
@@ -85,8 +88,12 @@ function subscribe(client, channels, patterns) {
   process.on('SIGTERM', stop);
 
   const open = () => {
-    call = client.subscribe({ channels, patterns }, callMetadata());
-    call.on('data', (event) => {
+    const request = { channels, patterns };
+    call = batched ? client.subscribeBatched(request, callMetadata())
+                   : client.subscribe(request, callMetadata());
+    let anyEvent = false;
+    const handle = (event) => {
+      anyEvent = true;
       console.log(describe(event));
       if (event.kind === 'subscribed') {
         delay = 500; // the connection proved good
@@ -95,10 +102,18 @@ function subscribe(client, channels, patterns) {
         if (confirmed.has(key)) console.log(`gap ${key}: bridge_reconnect`);
         confirmed.add(key);
       }
-    });
+    };
+    // A batch is the events queued for the stream when the server wrote it, in order.
+    call.on('data', batched ? (batch) => batch.events.forEach(handle) : handle);
     call.on('error', () => {}); // reported by 'status', which every call ends with
     call.on('status', (status) => {
       if (stopping) return;
+      if (batched && status.code === grpc.status.UNIMPLEMENTED && !anyEvent) {
+        batched = false; // an older server: the same events, one message each
+        call = null;
+        open();
+        return;
+      }
       if (FATAL.has(status.code)) {
         console.error(`error: ${codeName(status.code)}: ${status.details}`);
         process.exitCode = 1;

@@ -8,8 +8,9 @@ Uses Debian's python3-grpcio and python3-protobuf. The generated modules come fr
 generate_stubs.sh; this script runs it on first use when they are missing (into
 build/python, or $BRIDGE_PY_STUBS).
 
-The subscriber prints one line per event, in bridgectl's human form, reconnects with
-backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+The subscriber calls SubscribeBatched (Subscribe when the server answers UNIMPLEMENTED: a
+Bridge older than the method), prints one line per event, in bridgectl's human form,
+reconnects with backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
 
 BRIDGE_ADDR is the address (default localhost:50051); BRIDGE_TOKEN, when set, is sent as
 `authorization: Bearer <token>` with every call, for a Bridge with an access file.
@@ -31,7 +32,10 @@ STUBS = pathlib.Path(os.environ.get("BRIDGE_PY_STUBS", HERE.parent.parent / "bui
 
 
 def load_stubs():
-    if not (STUBS / "bridge" / "v1" / "bridge_pb2_grpc.py").exists():
+    stub = STUBS / "bridge" / "v1" / "bridge_pb2_grpc.py"
+    proto = HERE.parent.parent / "proto" / "bridge" / "v1" / "bridge.proto"
+    # Made again when the contract changed since (a method added).
+    if not stub.exists() or stub.stat().st_mtime < proto.stat().st_mtime:
         subprocess.run([str(HERE / "generate_stubs.sh"), str(STUBS)], check=True)
     sys.path.insert(0, str(STUBS))
     from bridge.v1 import bridge_pb2, bridge_pb2_grpc  # pylint: disable=import-outside-toplevel
@@ -99,7 +103,8 @@ def describe(event) -> str:
 
 
 class Subscriber:
-    """One Subscribe stream at a time, replaced with backoff when it is lost."""
+    """One SubscribeBatched (or Subscribe) stream at a time, replaced with backoff when it
+    is lost."""
 
     def __init__(self, stub, channels, patterns):
         self.stub = stub
@@ -109,6 +114,19 @@ class Subscriber:
         # Subscriptions an earlier stream confirmed: when a new stream confirms one again,
         # what was published in between is lost, and the user hears of it.
         self.confirmed = set()
+        # Until the server says it has no SubscribeBatched.
+        self.batched = True
+
+    def events(self):
+        """The events of one new stream, one by one: a batch is the events queued for the
+        stream when the server wrote it, in order."""
+        if self.batched:
+            self.call = self.stub.SubscribeBatched(self.request, metadata=METADATA)
+            for batch in self.call:
+                yield from batch.events
+        else:
+            self.call = self.stub.Subscribe(self.request, metadata=METADATA)
+            yield from self.call
 
     def stop(self, *_):
         self.stopping.set()
@@ -118,9 +136,10 @@ class Subscriber:
     def run(self) -> int:
         delay = 0.5
         while not self.stopping.is_set():
-            self.call = self.stub.Subscribe(self.request, metadata=METADATA)
+            any_event = False
             try:
-                for event in self.call:
+                for event in self.events():
+                    any_event = True
                     print(describe(event), flush=True)
                     if event.WhichOneof("kind") == "subscribed":
                         delay = 0.5  # the connection proved good
@@ -132,6 +151,9 @@ class Subscriber:
             except grpc.RpcError as err:
                 if self.stopping.is_set():
                     break
+                if self.batched and err.code() == grpc.StatusCode.UNIMPLEMENTED and not any_event:
+                    self.batched = False  # an older server: the same events, one message each
+                    continue
                 if err.code() in FATAL:
                     print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
                     return 1

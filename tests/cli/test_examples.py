@@ -2,19 +2,22 @@
 """The Node.js and Python examples against a real bridge and a real redis-server: each
 subscribes, receives what another process (the same example) published, reports the gap
 a Redis restart causes, and exits 0 on SIGTERM. The *_access cases run them against a
-bridge with an access file, with and without BRIDGE_TOKEN.
+bridge with an access file, with and without BRIDGE_TOKEN; the *_older cases against a
+server without SubscribeBatched (bench/baselines/grpc_server.js, whose grpc-js answers it
+UNIMPLEMENTED, as a Bridge older than the method does), where they call Subscribe.
 
-    test_examples.py {node,python,node_access,python_access} --bridge PATH --bridgectl PATH
+    test_examples.py {node,python}[_access|_older] --bridge PATH --bridgectl PATH
                      [--python /usr/bin/python3]
 """
 
 import pathlib
+import shutil
 import signal
 import sys
 import tempfile
 
-from harness import (ACCESS, READER_TOKEN, UNKNOWN_TOKEN, WRITER_TOKEN, Stack, TestFailure,
-                     main, run)
+from harness import (ACCESS, READER_TOKEN, UNKNOWN_TOKEN, WRITER_TOKEN, Proc, Redis, Stack,
+                     TestFailure, free_port, main, run)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ACCESS_TOKENS = (READER_TOKEN, WRITER_TOKEN, UNKNOWN_TOKEN)
@@ -110,6 +113,40 @@ def exercise_access(args, command, env=None):
         stack.close()
 
 
+def exercise_older(args, command, env=None):
+    """Against a server that has Subscribe only: the example falls back to it and prints
+    the same lines."""
+    workdir = tempfile.mkdtemp(prefix="bridge-cli-older-")
+    redis = Redis(workdir)
+    baselines = ROOT / "bench" / "baselines"
+    if not (baselines / "node_modules" / "ioredis").is_dir():
+        raise TestFailure(f"{baselines}/node_modules is missing: run scripts/npm-deps")
+    server = sub = None
+    try:
+        redis.start()
+        port = free_port()
+        server = Proc(["node", baselines / "grpc_server.js", "--port", port, "--redis", redis.url,
+                       "--proto", ROOT / "proto"], name="older server")
+        server.expect(r"listening")
+        addr = ["--addr", f"127.0.0.1:{port}"]
+        sub = Proc(command + addr + ["subscribe", "orders"], name="subscriber", env=env)
+        sub.expect(r"^subscribed channel orders$")
+        code, out, err = run(command + addr + ["publish", "orders", "order 1"], env=env)
+        if code != 0 or out.strip() != "published to orders: 1 receiver":
+            raise TestFailure(f"publish: exit {code}\n{out}{err}")
+        sub.expect(r"^orders #1: order 1$")
+        sub.signal(signal.SIGTERM)
+        sub.expect_exit(0)
+        if "UNIMPLEMENTED" in sub.transcript():
+            raise TestFailure("the fallback was reported as an error\n" + sub.transcript())
+    finally:
+        for proc in (sub, server):
+            if proc is not None:
+                proc.stop()
+        redis.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def node(args, check=exercise):
     node_dir = ROOT / "clients" / "node"
     if not (node_dir / "node_modules" / "@grpc" / "grpc-js").is_dir():
@@ -130,5 +167,7 @@ def python(args, check=exercise):
 if __name__ == "__main__":
     sys.exit(main({"node": node, "python": python,
                    "node_access": lambda args: node(args, exercise_access),
-                   "python_access": lambda args: python(args, exercise_access)},
+                   "python_access": lambda args: python(args, exercise_access),
+                   "node_older": lambda args: node(args, exercise_older),
+                   "python_older": lambda args: python(args, exercise_older)},
                   sys.argv[1:]))

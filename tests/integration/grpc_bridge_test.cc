@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -284,45 +285,56 @@ TEST_F(GrpcBridgeTest, StalledSubscriberDoesNotHoldBackOthers) {
   stalled->Finish();
 }
 
+// The Subscribed events a read brought: one Event, or a batch of them.
+int SubscribedIn(const v1::Event& event) { return event.has_subscribed() ? 1 : 0; }
+int SubscribedIn(const v1::EventBatch& batch) {
+  int n = 0;
+  for (const v1::Event& e : batch.events()) n += SubscribedIn(e);
+  return n;
+}
+
 // Under the disconnect policy a client that stops reading is cut off while it still does
 // not read: its write never completes (HTTP/2 flow control), so the stream must not wait
 // for it. The hub forgets the subscriber and Redis the channel only it held; the reading
-// subscriber goes on.
-TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
-  AppOptions options;
-  options.subscriber.max_queued_messages = 10;
-  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
-  StartApp(options);
+// subscriber goes on. `open` starts the stalled client's call: Subscribe or
+// SubscribeBatched, whose Response is Event or EventBatch.
+template <typename Response, typename Open>
+void ExpectDisconnectPolicyEndsTheSlowStreamOnly(App& app, RedisServer& redis,
+                                                 std::shared_ptr<::grpc::Channel> channel,
+                                                 Open open) {
   ::grpc::ChannelArguments small;
   small.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   small.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
-  auto stalled_stub = v1::Bridge::NewStub(Connect(app_->grpc_port(), small));
+  auto stalled_stub = v1::Bridge::NewStub(Connect(app.grpc_port(), small));
   ::grpc::ClientContext stalled_ctx;
-  auto stalled = stalled_stub->Subscribe(&stalled_ctx, Channels({"d", "d.stalled"}));
-  v1::Event e;
-  ASSERT_TRUE(stalled->Read(&e) && e.has_subscribed());
-  ASSERT_TRUE(stalled->Read(&e) && e.has_subscribed());
-  StreamReader fast(channel_, Channels({"d"}));
+  std::unique_ptr<::grpc::ClientReader<Response>> stalled =
+      open(stalled_stub.get(), &stalled_ctx, Channels({"d", "d.stalled"}));
+  Response e;
+  for (int subscribed = 0; subscribed < 2;) {
+    ASSERT_TRUE(stalled->Read(&e));
+    subscribed += SubscribedIn(e);
+  }
+  StreamReader fast(channel, Channels({"d"}));
   ASSERT_TRUE(fast.WaitSubscribed());
-  ASSERT_EQ(app_->hub().Stats().subscribers, 2u);
-  ASSERT_EQ(redis_.NumSub("d.stalled"), 1);
+  ASSERT_EQ(app.hub().Stats().subscribers, 2u);
+  ASSERT_EQ(redis.NumSub("d.stalled"), 1);
 
   // In lockstep with the reading subscriber, so only the stalled one falls behind, until
   // the stalled one is gone: far more than its queue and the transport's buffers hold.
   const std::string payload(4096, 'x');
   const int kMaxMessages = 8000;
   int published = 0;
-  while (published < kMaxMessages && app_->hub().Stats().subscribers == 2) {
-    ASSERT_EQ(redis_.Publish("d", payload), 1);
+  while (published < kMaxMessages && app.hub().Stats().subscribers == 2) {
+    ASSERT_EQ(redis.Publish("d", payload), 1);
     ++published;
     ASSERT_TRUE(fast.WaitForEvents(1 + published)) << "the reading subscriber was held back";
   }
   // The stalled client still reads nothing.
-  EXPECT_TRUE(WaitFor([&] { return app_->hub().Stats().subscribers == 1; }, absl::Seconds(5)))
+  EXPECT_TRUE(WaitFor([&] { return app.hub().Stats().subscribers == 1; }, absl::Seconds(5)))
       << "the stalled stream is still held after " << published << " messages";
-  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("d.stalled") == 0; }, absl::Seconds(5)));
-  EXPECT_EQ(redis_.NumSub("d"), 1);
-  ASSERT_EQ(redis_.Publish("d", "after"), 1);
+  EXPECT_TRUE(WaitFor([&] { return redis.NumSub("d.stalled") == 0; }, absl::Seconds(5)));
+  EXPECT_EQ(redis.NumSub("d"), 1);
+  ASSERT_EQ(redis.Publish("d", "after"), 1);
   ASSERT_TRUE(fast.WaitForEvents(2 + published));
   EXPECT_EQ(fast.events().back().message().payload(), "after");
 
@@ -333,6 +345,30 @@ TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
   ::grpc::Status st = stalled->Finish();
   EXPECT_EQ(st.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
   EXPECT_TRUE(absl::StrContains(st.error_message(), "slow consumer")) << st.error_message();
+}
+
+TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowStreamOnly) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 10;
+  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  StartApp(options);
+  ExpectDisconnectPolicyEndsTheSlowStreamOnly<v1::Event>(
+      *app_, redis_, channel_,
+      [](v1::Bridge::Stub* stub, ::grpc::ClientContext* ctx, const v1::SubscribeRequest& req) {
+        return stub->Subscribe(ctx, req);
+      });
+}
+
+TEST_F(GrpcBridgeTest, DisconnectPolicyEndsTheSlowBatchedStreamOnly) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 10;
+  options.subscriber.policy = hub::SlowConsumerPolicy::kDisconnect;
+  StartApp(options);
+  ExpectDisconnectPolicyEndsTheSlowStreamOnly<v1::EventBatch>(
+      *app_, redis_, channel_,
+      [](v1::Bridge::Stub* stub, ::grpc::ClientContext* ctx, const v1::SubscribeRequest& req) {
+        return stub->SubscribeBatched(ctx, req);
+      });
 }
 
 TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
@@ -394,6 +430,160 @@ TEST_F(GrpcBridgeTest, BadInputGetsClearStatusAndDisturbsNoOne) {
   EXPECT_EQ(bystander.events()[1].message().payload(), "still here");
 }
 
+// SubscribeBatched carries what Subscribe carries: Subscribed first, the messages in
+// order, a gap for each subscription after a Redis restart, the same bytes of each event.
+TEST_F(GrpcBridgeTest, BatchedStreamCarriesTheEventsOfSubscribe) {
+  StartApp();
+  StreamReader plain(channel_, Channels({"b"}, {"b.*"}));
+  ASSERT_TRUE(plain.WaitSubscribed(2));
+  StreamReader batched(channel_, Channels({"b"}, {"b.*"}), "", Method::kSubscribeBatched);
+  ASSERT_TRUE(batched.WaitSubscribed(2));
+  auto first = batched.events();
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_TRUE(first[0].has_subscribed() && first[1].has_subscribed());
+
+  const int kMessages = 300;
+  for (int i = 1; i <= kMessages; ++i) {
+    ASSERT_EQ(redis_.Publish(i % 2 == 0 ? "b" : "b.x", std::to_string(i)), 1);
+  }
+  // "b.x" reaches the pattern only, "b" the channel only.
+  ASSERT_TRUE(batched.WaitForEvents(2 + kMessages));
+  ASSERT_TRUE(plain.WaitForEvents(2 + kMessages));
+  redis_.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !app_->hub().Healthy(); }));
+  redis_.Start();
+  ASSERT_TRUE(WaitFor([&] { return app_->hub().Healthy(); }, absl::Seconds(20)));
+  ASSERT_EQ(redis_.Publish("b", "after"), 1);
+  ASSERT_TRUE(batched.WaitForEvents(2 + kMessages + 3));
+  ASSERT_TRUE(plain.WaitForEvents(2 + kMessages + 3));
+
+  const std::vector<v1::Event> events = batched.events();
+  const std::vector<v1::Event> expected = plain.events();
+  ASSERT_EQ(events.size(), expected.size());
+  for (size_t i = 2; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].SerializeAsString(), expected[i].SerializeAsString())
+        << i << ": " << events[i].DebugString() << " vs " << expected[i].DebugString();
+  }
+  for (int i = 1; i <= kMessages; ++i) {
+    const v1::Event& e = events[1 + i];
+    ASSERT_EQ(e.message().payload(), std::to_string(i));
+    EXPECT_EQ(e.message().seq(), uint64_t((i + 1) / 2));  // each subscription counts its own
+  }
+  EXPECT_EQ(events[2 + kMessages].gap().reason(), "redis_reconnect");
+  EXPECT_EQ(events[3 + kMessages].gap().reason(), "redis_reconnect");
+  EXPECT_EQ(events[4 + kMessages].message().payload(), "after");
+  for (size_t n : batched.batch_sizes()) EXPECT_GE(n, 1u);
+}
+
+// A stream whose client stops reading piles events up in the hub; when it reads again,
+// each write carries what is queued, up to the caps: 256 events, 64 KiB unless one event
+// alone is larger.
+TEST_F(GrpcBridgeTest, BatchedStreamFillsBatchesUpToTheCaps) {
+  AppOptions options;
+  options.subscriber.max_queued_messages = 10000;
+  StartApp(options);
+  ::grpc::ChannelArguments small;
+  small.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  small.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+  auto stalled_stub = v1::Bridge::NewStub(Connect(app_->grpc_port(), small));
+  ::grpc::ClientContext stalled_ctx;
+  auto stalled = stalled_stub->SubscribeBatched(&stalled_ctx, Channels({"load"}));
+  v1::EventBatch batch;
+  ASSERT_TRUE(stalled->Read(&batch));
+  ASSERT_EQ(batch.events_size(), 1);
+  ASSERT_TRUE(batch.events(0).has_subscribed());
+  StreamReader fast(channel_, Channels({"load"}));
+  ASSERT_TRUE(fast.WaitSubscribed());
+
+  // Large messages first, more than HTTP/2's windows take, so that the stalled stream's
+  // write waits for the client; the rest queues in the hub behind it.
+  const int kLarge = 64, kSmall = 1000, kAfter = 10;
+  for (int i = 0; i < kLarge; ++i) ASSERT_EQ(redis_.Publish("load", std::string(4096, 'L')), 1);
+  for (int i = 0; i < kSmall; ++i) ASSERT_EQ(redis_.Publish("load", "s"), 1);
+  const std::string huge(100 * 1024, 'H');
+  ASSERT_EQ(redis_.Publish("load", huge), 1);
+  for (int i = 0; i < kAfter; ++i) ASSERT_EQ(redis_.Publish("load", "t"), 1);
+  const int kTotal = kLarge + kSmall + 1 + kAfter;
+  // The reading stream has them all, so the hub has queued them all for the stalled one.
+  ASSERT_TRUE(fast.WaitForEvents(1 + kTotal));
+
+  uint64_t last_seq = 0;
+  int most_events = 0, most_large = 0, huge_batch_events = 0;
+  while (last_seq < uint64_t(kTotal) && stalled->Read(&batch)) {
+    ASSERT_GT(batch.events_size(), 0);
+    EXPECT_LE(batch.events_size(), 256);
+    if (batch.events_size() > 1) {
+      EXPECT_LE(batch.ByteSizeLong(), 64u * 1024);
+    }
+    int large = 0;
+    for (const v1::Event& e : batch.events()) {
+      ASSERT_TRUE(e.has_message()) << e.DebugString();
+      ASSERT_EQ(e.message().seq(), last_seq + 1) << "lost or out of order";
+      last_seq = e.message().seq();
+      large += e.message().payload().size() == 4096;
+      if (e.message().payload() == huge) huge_batch_events = batch.events_size();
+    }
+    most_events = std::max(most_events, batch.events_size());
+    most_large = std::max(most_large, large);
+  }
+  EXPECT_EQ(last_seq, uint64_t(kTotal));
+  EXPECT_EQ(most_events, 256) << "the small messages queued together were not batched";
+  EXPECT_GT(most_large, 1) << "the large messages queued together were not batched";
+  EXPECT_LE(most_large, 64 * 1024 / 4096);
+  EXPECT_EQ(huge_batch_events, 1) << "a message over 64 KiB comes alone";
+  stalled_ctx.TryCancel();
+  stalled->Finish();
+}
+
+// Every check of Subscribe, with its status and message, holds for SubscribeBatched.
+TEST_F(GrpcBridgeTest, BatchedStreamIsRefusedAsSubscribeIs) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/grpc-batched-access-", getpid(), ".json");
+  WriteFile(path, R"({"clients": [
+    {"name": "ui", "token": "ui-token-0123456789", "subscribe": ["prices.*"]}]})");
+  AppOptions options;
+  options.access_file = path;
+  options.subscriber.max_topics = 3;
+  StartApp(options);
+  const std::string ui = "ui-token-0123456789";
+  struct Case {
+    v1::SubscribeRequest request;
+    std::string token;
+    ::grpc::StatusCode code;
+  };
+  const std::vector<Case> cases = {
+      {Channels({"prices.eu"}), "", ::grpc::StatusCode::UNAUTHENTICATED},
+      {Channels({"prices.eu"}), "not-a-token-0123456789", ::grpc::StatusCode::UNAUTHENTICATED},
+      {Channels({"prices.eu", "orders"}), ui, ::grpc::StatusCode::PERMISSION_DENIED},
+      {Channels({}, {"p*"}), ui, ::grpc::StatusCode::PERMISSION_DENIED},
+      {Channels({}), ui, ::grpc::StatusCode::INVALID_ARGUMENT},
+      {Channels({"prices\nx"}), ui, ::grpc::StatusCode::INVALID_ARGUMENT},
+      {Channels({"prices.a", "prices.b", "prices.c", "prices.d"}), ui,
+       ::grpc::StatusCode::RESOURCE_EXHAUSTED},
+  };
+  for (const Case& c : cases) {
+    StreamReader plain(channel_, c.request, c.token);
+    StreamReader batched(channel_, c.request, c.token, Method::kSubscribeBatched);
+    const ::grpc::Status want = plain.WaitForEnd();
+    const ::grpc::Status got = batched.WaitForEnd();
+    EXPECT_EQ(want.error_code(), c.code) << c.request.DebugString();
+    EXPECT_EQ(got.error_code(), want.error_code()) << c.request.DebugString();
+    EXPECT_EQ(got.error_message(), want.error_message());
+    EXPECT_TRUE(batched.events().empty());
+  }
+  EXPECT_EQ(redis_.NumSub("prices.eu"), 0);
+
+  StreamReader allowed(channel_, Channels({"prices.eu"}), ui, Method::kSubscribeBatched);
+  ASSERT_TRUE(allowed.WaitSubscribed());
+  ASSERT_EQ(redis_.Publish("prices.eu", "1.25"), 1);
+  ASSERT_TRUE(allowed.WaitForEvents(2));
+  EXPECT_EQ(allowed.events()[1].message().payload(), "1.25");
+  // Shutdown ends it as it ends a Subscribe stream.
+  app_->Shutdown();
+  EXPECT_EQ(allowed.WaitForEnd().error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  std::remove(path.c_str());
+}
+
 // A request whose bytes do not decode (a string field that is not UTF-8) gets
 // INVALID_ARGUMENT with a message from both methods, as README says, not gRPC's bare
 // UNIMPLEMENTED; a well-formed request after it is served as usual.
@@ -429,6 +619,9 @@ TEST_F(GrpcBridgeTest, UndecodableRequestsAreInvalidArgument) {
       << subscribe.error_message();
   EXPECT_TRUE(absl::StrContains(subscribe.error_message(), "not a SubscribeRequest"))
       << subscribe.error_message();
+  ::grpc::Status batched = raw_call("/bridge.v1.Bridge/SubscribeBatched", bad_channel.substr(0, 4));
+  EXPECT_EQ(batched.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << batched.error_message();
+  EXPECT_EQ(batched.error_message(), subscribe.error_message());
 
   int64_t receivers = -1;
   ASSERT_TRUE(Publish("calm", "decodable", &receivers).ok());

@@ -8,18 +8,34 @@ std::shared_ptr<::grpc::Channel> Connect(int port, ::grpc::ChannelArguments args
 }
 
 StreamReader::StreamReader(std::shared_ptr<::grpc::Channel> channel,
-                           const v1::SubscribeRequest& request, const std::string& token)
+                           const v1::SubscribeRequest& request, const std::string& token,
+                           Method method)
     : stub_(v1::Bridge::NewStub(channel)) {
   if (!token.empty()) context_.AddMetadata("authorization", "Bearer " + token);
-  thread_ = std::thread([this, request] {
-    auto reader = stub_->Subscribe(&context_, request);
-    v1::Event event;
-    while (reader->Read(&event)) {
-      absl::MutexLock lock(&mu_);
-      if (event.has_subscribed()) ++subscribed_;
-      events_.push_back(event);
+  auto add = [this](const v1::Event& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (event.has_subscribed()) ++subscribed_;
+    events_.push_back(event);
+  };
+  thread_ = std::thread([this, request, method, add] {
+    ::grpc::Status st;
+    if (method == Method::kSubscribe) {
+      auto reader = stub_->Subscribe(&context_, request);
+      v1::Event event;
+      while (reader->Read(&event)) {
+        absl::MutexLock lock(&mu_);
+        add(event);
+      }
+      st = reader->Finish();
+    } else {
+      auto reader = stub_->SubscribeBatched(&context_, request);
+      v1::EventBatch batch;
+      while (reader->Read(&batch)) {
+        absl::MutexLock lock(&mu_);
+        batch_sizes_.push_back(batch.events_size());
+        for (const v1::Event& event : batch.events()) add(event);
+      }
+      st = reader->Finish();
     }
-    ::grpc::Status st = reader->Finish();
     absl::MutexLock lock(&mu_);
     status_ = st;
     ended_ = true;
@@ -57,6 +73,11 @@ bool StreamReader::WaitSubscribed(size_t n, absl::Duration timeout) {
 std::vector<v1::Event> StreamReader::events() {
   absl::MutexLock lock(&mu_);
   return events_;
+}
+
+std::vector<size_t> StreamReader::batch_sizes() {
+  absl::MutexLock lock(&mu_);
+  return batch_sizes_;
 }
 
 }  // namespace bridge::testing

@@ -16,12 +16,16 @@ namespace bridge::testing {
 
 std::shared_ptr<::grpc::Channel> Connect(int port, ::grpc::ChannelArguments args = {});
 
-// One Subscribe stream read on its own thread; the test waits on what it received.
+// The two streaming methods of bridge.v1.Bridge, which carry the same events.
+enum class Method { kSubscribe, kSubscribeBatched };
+
+// One Subscribe (or SubscribeBatched) stream read on its own thread; the test waits on
+// what it received. A batched stream's events are listed one by one, as Subscribe's.
 class StreamReader {
  public:
   // A non-empty `token` goes with the call as `authorization: Bearer <token>`.
   StreamReader(std::shared_ptr<::grpc::Channel> channel, const v1::SubscribeRequest& request,
-               const std::string& token = "");
+               const std::string& token = "", Method method = Method::kSubscribe);
   ~StreamReader();
 
   // Waits until `n` events arrived (true) or the stream ended / time ran out (false).
@@ -31,6 +35,8 @@ class StreamReader {
   // Waits for `n` Subscribed events.
   bool WaitSubscribed(size_t n = 1, absl::Duration timeout = absl::Seconds(20));
   std::vector<v1::Event> events();
+  // SubscribeBatched: the number of events of each batch received.
+  std::vector<size_t> batch_sizes();
   void Cancel() { context_.TryCancel(); }
 
  private:
@@ -38,6 +44,7 @@ class StreamReader {
   std::unique_ptr<v1::Bridge::Stub> stub_;
   absl::Mutex mu_;
   std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> batch_sizes_ ABSL_GUARDED_BY(mu_);
   size_t subscribed_ ABSL_GUARDED_BY(mu_) = 0;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   ::grpc::Status status_ ABSL_GUARDED_BY(mu_);

@@ -721,9 +721,20 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   void DropLink(const std::string& key, const RespConnection* conn, absl::Status why) {
     Link* link = FindLink(key, conn);
     if (stopped_ || link == nullptr) return;
-    failing_[key] = FailingLink{link->node, link->shard};
+    const RedisUrl::Node node = link->node;
+    failing_[key] = FailingLink{node, link->shard};
     link->conn->Close();
     OnLinkClosed(key, conn, std::move(why));
+    // The probe went over that node's publish connection, which may be the one that
+    // stalled: it is made anew too, else every later probe would be lost on it and the
+    // subscriber connection dropped again and again. Publishes waiting on it are answered
+    // UNAVAILABLE.
+    auto publisher = publishers_.find(Address(node));
+    if (publisher != publishers_.end() && publisher->second->ready) {
+      std::unique_ptr<Publisher> p = std::move(publisher->second);
+      publishers_.erase(publisher);
+      p->conn->Close();
+    }
     // Reported after the loss is counted, so that whoever the health change wakes sees it.
     UpdateDelivering();
   }

@@ -48,14 +48,16 @@ std::string PrometheusText(const MetricsSnapshot& m) {
          "SUBSCRIBEs and PSUBSCRIBEs Redis refused (an ACL without the channel).",
          {{"", m.redis.subscribes_refused}});
   Metric(&out, "bridge_redis_probes_sent_total", "counter",
-         "Delivery probes published to the subscriber connection's probe channel.",
+         "Delivery probes published to the subscriber connections' probe channels (on a Redis "
+         "Cluster, summed over its connections).",
          {{"", m.redis.probes_sent}});
   Metric(&out, "bridge_redis_probes_lost_total", "counter",
          "Delivery probes not back within --probe_timeout (each dropped and reconnected its "
-         "subscriber connection).",
+         "subscriber connection alone).",
          {{"", m.redis.probes_lost}});
   SecondsGauge(&out, "bridge_redis_probe_round_trip_seconds",
-               "Round trip of the most recent delivery probe that came back (NaN before one).",
+               "Round trip of the most recent delivery probe that came back; on a Redis Cluster, "
+               "the slowest of its connections' most recent ones (NaN before one).",
                m.redis.probe_last_round_trip);
   Metric(&out, "bridge_publishes_rejected_total", "counter",
          "Publishes answered UNAVAILABLE because too many were waiting for Redis.",

@@ -268,6 +268,16 @@ void Hub::OnTopicsLost(const std::vector<Topic>& topics) {
   Apply(std::move(fx));
 }
 
+void Hub::OnUpstreamDelivering(bool delivering) {
+  {
+    absl::MutexLock lock(&mu_);
+    upstream_delivering_ = delivering;
+  }
+  // Nothing to order: the upstream drops and reopens the connection itself, and reports
+  // its topics lost. Only health changes.
+  Apply(Effects{});
+}
+
 void Hub::OnSubscribeConfirmed(const Topic& topic) {
   Effects fx;
   {
@@ -393,7 +403,7 @@ void Hub::Shutdown() {
   for (auto& sink : notify) sink->OnReady();
 }
 
-bool Hub::HealthyLocked() const { return connected_ && owing_ == 0; }
+bool Hub::HealthyLocked() const { return connected_ && upstream_delivering_ && owing_ == 0; }
 
 bool Hub::Healthy() const {
   absl::ReaderMutexLock lock(&mu_);

@@ -97,8 +97,8 @@ class Hub : public UpstreamListener {
   // Closes every subscriber with UNAVAILABLE and refuses new ones.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // True while the upstream is connected and no subscription awaits renewal after a
-  // reconnect.
+  // True while the upstream is connected, every connection of it delivers
+  // (OnUpstreamDelivering), and no subscription awaits renewal after a reconnect.
   bool Healthy() const ABSL_LOCKS_EXCLUDED(mu_);
   HubStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -116,6 +116,7 @@ class Hub : public UpstreamListener {
   // Each lost topic becomes idle: one with live subscribers owes them a redis_reconnect
   // gap, given when its new Subscribe is confirmed; the others' subscribers see nothing.
   void OnTopicsLost(const std::vector<Topic>& topics) override ABSL_LOCKS_EXCLUDED(mu_);
+  void OnUpstreamDelivering(bool delivering) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnSubscribeConfirmed(const Topic& topic) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnUnsubscribeConfirmed(const Topic& topic) override ABSL_LOCKS_EXCLUDED(mu_);
   // Takes the topic from every subscriber holding it, with a Refused event each, and
@@ -180,6 +181,8 @@ class Hub : public UpstreamListener {
   absl::node_hash_map<std::string, TopicState> patterns_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::shared_ptr<Subscriber>> subscribers_ ABSL_GUARDED_BY(mu_);
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  // False while a connection of the upstream does not deliver (OnUpstreamDelivering).
+  bool upstream_delivering_ ABSL_GUARDED_BY(mu_) = true;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   // Topics with owes_reconnect_gap set.
   size_t owing_ ABSL_GUARDED_BY(mu_) = 0;

@@ -34,6 +34,12 @@ class UpstreamListener {
   // owe a gap, and the hub orders a Subscribe again for each topic still wanted, on the
   // current epoch.
   virtual void OnTopicsLost(const std::vector<Topic>& topics) = 0;
+  // Whether every connection of an upstream that spreads its topics over several (Redis
+  // Cluster's) delivers. One that stopped (its delivery probe lost) makes it false until
+  // that connection, reopened, delivers again or is no longer needed, while the others go
+  // on carrying their topics; the hub is unhealthy meanwhile. An upstream of one
+  // connection says this with OnUpstreamDisconnected instead, and never calls it.
+  virtual void OnUpstreamDelivering(bool delivering) { (void)delivering; }
   // The upstream confirmed a Subscribe (Unsubscribe), in the order they were sent.
   virtual void OnSubscribeConfirmed(const Topic& topic) = 0;
   virtual void OnUnsubscribeConfirmed(const Topic& topic) = 0;

@@ -1,5 +1,7 @@
 #include "bridge/redis/cluster_slot.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace bridge::redis {
 
 uint16_t Crc16(std::string_view data) {
@@ -25,6 +27,24 @@ int KeySlot(std::string_view name) {
     }
   }
   return Crc16(name) & (kClusterSlots - 1);
+}
+
+std::string HashTagInRanges(const std::vector<std::pair<int, int>>& ranges) {
+  bool any = false;
+  for (const auto& [first, last] : ranges) any = any || first <= last;
+  if (!any) return {};
+  // Every one of the 16384 slots is the slot of some decimal below 109758 (the test
+  // checks the slots that come last), so a range of a single slot is found within that
+  // many CRCs of six bytes at most: about a millisecond, once per shard connection.
+  constexpr int kEnough = 110000;
+  for (int n = 0; n < kEnough; ++n) {
+    const std::string tag = absl::StrCat(n);
+    const int slot = Crc16(tag) & (kClusterSlots - 1);
+    for (const auto& [first, last] : ranges) {
+      if (slot >= first && slot <= last) return absl::StrCat("{", tag, "}");
+    }
+  }
+  return {};
 }
 
 }  // namespace bridge::redis

@@ -2,7 +2,10 @@
 #define BRIDGE_REDIS_CLUSTER_SLOT_H_
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace bridge::redis {
 
@@ -17,6 +20,11 @@ uint16_t Crc16(std::string_view data);
 // those bytes (the hash tag, from the first '{' to the first '}' after it) are hashed;
 // otherwise the whole name is.
 int KeySlot(std::string_view name);
+
+// A hash tag, "{n}" with n in decimal, whose slot lies in one of `ranges` (inclusive, as
+// ClusterShard holds them): appended to a name without braces, it lands the name on the
+// master serving those slots. The smallest such n; empty when the ranges hold no slot.
+std::string HashTagInRanges(const std::vector<std::pair<int, int>>& ranges);
 
 }  // namespace bridge::redis
 

@@ -21,6 +21,8 @@
 #include "bridge/common/log.h"
 #include "bridge/redis/cluster_slot.h"
 #include "bridge/redis/cluster_topology.h"
+#include "bridge/redis/delivery_probe.h"
+#include "bridge/redis/probe_channel.h"
 #include "bridge/redis/resp_connection.h"
 #include "bridge/redis/subscribe_refused.h"
 
@@ -51,6 +53,17 @@ struct ReplyFree {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+// An error reply that says the slot is elsewhere or between owners, or the node not ready:
+// worth asking again, unlike a refusal.
+bool IsTransientError(absl::string_view error) {
+  for (absl::string_view prefix : {"MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING"}) {
+    if (absl::StartsWith(error, prefix)) return true;
+  }
+  return false;
+}
+
+std::string_view View(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 // A blocking command on a blocking hiredis context, for Create's look at the cluster.
 ReplyPtr Blocking(redisContext* c, const std::vector<std::string>& argv) {
@@ -143,6 +156,18 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     out.subscriber_connected = connected();
     out.publisher_connected = connected();
     out.publishes_rejected = rejected_.load(std::memory_order_relaxed);
+    // The probes' counters are atomics (their Stats takes no lock), read under ours so
+    // that a probe retired meanwhile is counted once.
+    for (const auto& probe : probes_) {
+      const DeliveryProbeStats p = probe->Stats();
+      out.probes_sent += p.sent;
+      out.probes_lost += p.lost;
+      if (p.last_round_trip != absl::InfiniteDuration() &&
+          (out.probe_last_round_trip == absl::InfiniteDuration() ||
+           p.last_round_trip > out.probe_last_round_trip)) {
+        out.probe_last_round_trip = p.last_round_trip;
+      }
+    }
     return out;
   }
 
@@ -178,6 +203,12 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
 
   void Subscribe(const hub::Topic& topic, uint64_t epoch) {
     if (stopped_ || epoch != epoch_ || epoch_ == 0) return;
+    if (!topic.is_pattern() && IsProbeChannel(topic.name)) {
+      // A probe channel's messages never reach the hub, and its unsubscribe would end a
+      // probe's subscription: refused, as on a single Redis.
+      if (listener_ != nullptr) listener_->OnSubscribeRefused(topic, SubscribeRefusedError(topic));
+      return;
+    }
     if (refresh_running_ || refresh_scheduled_) {
       // The route may be stale; the refresh routes it.
       unrouted_.push_back(topic);
@@ -252,6 +283,16 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     absl::flat_hash_set<hub::Topic> sent;
     // Of those, the ones Redis confirmed on this connection.
     absl::flat_hash_set<hub::Topic> confirmed;
+    // Proves that the connection delivers, once ready; null while probing is off, or
+    // while a shard's probe waits for a channel on a slot its master serves.
+    std::shared_ptr<DeliveryProbe> probe;
+  };
+
+  // A connection dropped for a lost probe: health stays NOT_SERVING until a connection
+  // of the same key delivers a probe, or is no longer needed.
+  struct FailingLink {
+    RedisUrl::Node node;
+    bool shard = false;
   };
 
   // One publish, from Publish to its answer.
@@ -293,20 +334,22 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   // queueing.
   void OnPublishTimeout(const Job& job) {
     if (job->done == nullptr) return;
-    Finish(job, absl::DeadlineExceededError(
-                    absl::StrCat("Redis did not answer the publish within ",
-                                 absl::FormatDuration(options_.publish_timeout))));
+    const absl::Status timed_out =
+        absl::DeadlineExceededError(absl::StrCat("Redis did not answer the publish within ",
+                                                 absl::FormatDuration(options_.publish_timeout)));
     auto it = publishers_.find(job->sent_on);
     if (job->sent_conn == nullptr || it == publishers_.end() ||
         it->second->conn.get() != job->sent_conn) {
-      return;
+      return Finish(job, timed_out);
     }
     std::unique_ptr<Publisher> p = std::move(it->second);
     publishers_.erase(it);
     {
+      // Counted before the answer, so that whoever it wakes sees the reset.
       absl::MutexLock lock(&stats_mu_);
       ++stats_.publish_resets;
     }
+    Finish(job, timed_out);
     BRIDGE_LOG(Warning, "redis cluster: publish connection to %s stalled; reconnecting",
                job->sent_on);
     p->conn->Close();
@@ -435,6 +478,13 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     link->ready = true;
     backoff_ = 0;
     BRIDGE_LOG(Info, "redis cluster: %s connection ready", key);
+    // The probe's subscribe goes first, so that its first round, one interval later,
+    // finds it made.
+    StartProbe(link);
+    if (link->probe == nullptr && failing_.erase(key) > 0) {
+      // Nothing can show more than a connection that answers.
+      UpdateDelivering();
+    }
     std::vector<hub::Topic> to_send(link->wanted.begin(), link->wanted.end());
     for (const auto& topic : to_send) SendSubscribe(link, topic);
   }
@@ -497,9 +547,19 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     if (link == nullptr || push.type != REDIS_REPLY_ARRAY || push.elements < 3) return;
     const absl::string_view kind = Text(*push.element[0]);
     if ((kind == "message" || kind == "smessage") && push.elements == 3) {
-      const hub::Topic topic = hub::Topic::Channel(std::string(Text(*push.element[1])));
-      if (!link->confirmed.contains(topic) || listener_ == nullptr) return;
+      const absl::string_view name = Text(*push.element[1]);
       const absl::string_view payload = Text(*push.element[2]);
+      if (IsProbeChannel(View(name))) {
+        // Bridge's own traffic, which no client sees; this connection's probe's, or a
+        // leftover of one retired.
+        if (link->probe != nullptr && View(name) == link->probe->channel() &&
+            link->probe->OnMessage(View(payload))) {
+          OnProbeBack(link);
+        }
+        return;
+      }
+      const hub::Topic topic = hub::Topic::Channel(std::string(name));
+      if (!link->confirmed.contains(topic) || listener_ == nullptr) return;
       listener_->OnMessage(topic, topic.name, std::string_view(payload.data(), payload.size()));
       return;
     }
@@ -507,12 +567,22 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
       const hub::Topic topic = hub::Topic::Pattern(std::string(Text(*push.element[1])));
       if (!link->confirmed.contains(topic) || listener_ == nullptr) return;
       const absl::string_view channel = Text(*push.element[2]);
+      // A client's pattern that matches a probe channel (`*`), this process' or another's.
+      if (IsProbeChannel(View(channel))) return;
       const absl::string_view payload = Text(*push.element[3]);
       listener_->OnMessage(topic, std::string_view(channel.data(), channel.size()),
                            std::string_view(payload.data(), payload.size()));
       return;
     }
     if (kind == "sunsubscribe" && link->shard) {
+      if (link->probe != nullptr && View(Text(*push.element[1])) == link->probe->channel()) {
+        // The probe's slot left this master: it starts over on a slot the master still
+        // serves once the topology has been asked again.
+        BRIDGE_LOG(Info, "redis cluster: the delivery probe's slot left %s; choosing another", key);
+        RetireProbe(link);
+        ScheduleRefresh(absl::ZeroDuration());
+        return;
+      }
       // Redis dropped the channel itself: its slot left this node.
       const hub::Topic topic = hub::Topic::Channel(std::string(Text(*push.element[1])));
       if (!link->confirmed.contains(topic)) return;
@@ -533,12 +603,222 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
       if (!link->confirmed.contains(topic)) unrouted_.push_back(topic);
       where_.erase(topic);
     }
+    RetireProbe(link);
     links_.erase(key);
     NoteError(status, was_ready);
     BRIDGE_LOG(Warning, "redis cluster: %s connection %s: %s; %d subscriptions lost", key,
                was_ready ? "lost" : "failed", status.ToString(), lost.size());
     ScheduleRefresh(NextBackoff());
     if (!lost.empty() && listener_ != nullptr) listener_->OnTopicsLost(lost);
+  }
+
+  // --- Delivery probes ---
+
+  const ClusterShard* ShardOf(const RedisUrl::Node& master) const {
+    for (const auto& shard : topology_.shards()) {
+      if (shard.master == master) return &shard;
+    }
+    return nullptr;
+  }
+
+  // Gives a ready connection its probe: for a shard, on a channel whose hash tag lands on
+  // a slot its master serves, so that SPUBLISH to that master reaches it.
+  void StartProbe(Link* link) {
+    if (probes_off_ || options_.probe_interval <= absl::ZeroDuration() || !link->ready ||
+        link->probe != nullptr) {
+      return;
+    }
+    std::string tag;
+    if (link->shard) {
+      const ClusterShard* shard = ShardOf(link->node);
+      // A master that serves no slot (any more) loses its channels to others: Refreshed
+      // closes it once it carries none.
+      if (shard == nullptr) return;
+      tag = HashTagInRanges(shard->slots);
+      if (tag.empty()) return;
+    }
+    auto weak = weak_from_this();
+    auto probe = std::make_shared<DeliveryProbe>(
+        strand_, NewProbeChannel(tag),
+        DeliveryProbeOptions{.interval = options_.probe_interval,
+                             .timeout = options_.probe_timeout},
+        // A shard's probe goes to its master alone (no MOVED followed: a slot that moved
+        // away loses the probe); the classic connection's to its own node, where a PUBLISH
+        // is delivered to that node's subscribers at once.
+        [weak, node = link->node, sharded = link->shard](std::string channel, std::string payload,
+                                                         DeliveryProbe::DoneCallback done) {
+          auto self = weak.lock();
+          if (self == nullptr) return done(absl::UnavailableError("the upstream stopped"));
+          self->ProbePublish(node, sharded, std::move(channel), std::move(payload),
+                             std::move(done));
+        },
+        [weak, key = link->key, conn = link->conn.get()](absl::Status why) {
+          if (auto self = weak.lock()) self->DropLink(key, conn, std::move(why));
+        });
+    link->probe = probe;
+    {
+      absl::MutexLock lock(&stats_mu_);
+      probes_.push_back(probe);
+    }
+    link->conn->Command({link->shard ? "SSUBSCRIBE" : "SUBSCRIBE", probe->channel()},
+                        [weak, key = link->key, conn = link->conn.get(),
+                         probe = probe.get()](const redisReply* reply) {
+                          auto self = weak.lock();
+                          if (self != nullptr && reply != nullptr) {
+                            self->OnProbeSubscribeReply(key, conn, probe, *reply);
+                          }
+                        });
+    probe->Start();
+  }
+
+  void OnProbeSubscribeReply(const std::string& key, const RespConnection* conn,
+                             const DeliveryProbe* probe, const redisReply& reply) {
+    Link* link = FindLink(key, conn);
+    if (link == nullptr || link->probe.get() != probe || reply.type != REDIS_REPLY_ERROR) return;
+    const absl::string_view error = Text(reply);
+    if (IsTransientError(error)) {
+      // The slot moved after the topology was asked: another channel, once asked again.
+      RetireProbe(link);
+      ScheduleRefresh(NextBackoff());
+      return;
+    }
+    ProbesRefused(absl::StrCat("Redis refused to subscribe ", probe->channel(), " (", error, ")"));
+  }
+
+  void ProbePublish(const RedisUrl::Node& node, bool sharded, std::string channel,
+                    std::string payload, DeliveryProbe::DoneCallback done) {
+    if (stopped_) return done(absl::UnavailableError("server is shutting down"));
+    // The publish connection of that node, shared with the hub's publishes; a probe has
+    // no timeout of its own there (its deadline decides) and is not counted against the
+    // publish bounds.
+    Publisher* publisher = PublisherFor(node);
+    if (!publisher->ready) {
+      // The probe sends it again shortly, within its timeout.
+      return done(absl::UnavailableError(
+          absl::StrCat("the publish connection to ", publisher->key, " is not ready")));
+    }
+    publisher->conn->Command(
+        {sharded ? "SPUBLISH" : "PUBLISH", std::move(channel), std::move(payload)},
+        [weak = weak_from_this(), done = std::move(done)](const redisReply* reply) mutable {
+          if (reply == nullptr) {
+            return done(absl::UnavailableError("the publish connection closed"));
+          }
+          if (reply->type != REDIS_REPLY_ERROR) return done(absl::OkStatus());
+          const absl::string_view error = Text(*reply);
+          if (!IsTransientError(error)) {
+            if (auto self = weak.lock()) {
+              self->ProbesRefused(absl::StrCat("Redis refused to publish a probe (", error, ")"));
+            }
+          }
+          // A redirection (the slot left the master) is sent again until the deadline.
+          done(absl::UnavailableError(error));
+        });
+  }
+
+  // A probe lost: the connection no longer delivers. Dropped as lost (its topics get
+  // their gap and are subscribed again), and health is NOT_SERVING until a connection of
+  // the same key delivers again.
+  void DropLink(const std::string& key, const RespConnection* conn, absl::Status why) {
+    Link* link = FindLink(key, conn);
+    if (stopped_ || link == nullptr) return;
+    const RedisUrl::Node node = link->node;
+    failing_[key] = FailingLink{node, link->shard};
+    link->conn->Close();
+    OnLinkClosed(key, conn, std::move(why));
+    // The probe went over that node's publish connection, which may be the one that
+    // stalled: it is made anew too, else every later probe would be lost on it and the
+    // subscriber connection dropped again and again. Publishes waiting on it are answered
+    // UNAVAILABLE.
+    auto publisher = publishers_.find(Address(node));
+    if (publisher != publishers_.end() && publisher->second->ready) {
+      std::unique_ptr<Publisher> p = std::move(publisher->second);
+      publishers_.erase(publisher);
+      p->conn->Close();
+    }
+    // Reported after the loss is counted, so that whoever the health change wakes sees it.
+    UpdateDelivering();
+  }
+
+  void OnProbeBack(Link* link) {
+    if (failing_.erase(link->key) == 0) return;
+    BRIDGE_LOG(Info, "redis cluster: %s connection delivers again", link->key);
+    UpdateDelivering();
+  }
+
+  // Redis refuses the probe (an ACL without the probe channels): no later probe can
+  // succeed, on any connection. Logged once.
+  void ProbesRefused(const std::string& why) {
+    if (probes_off_) return;
+    probes_off_ = true;
+    BRIDGE_LOG(Error,
+               "redis cluster: delivery probes turned off: %s; allow the channels %s* to "
+               "Bridge's Redis user, or run with --probe_interval=0",
+               why, kProbeChannelPrefix);
+    for (auto& [key, link] : links_) RetireProbe(link.get());
+    failing_.clear();
+    UpdateDelivering();
+  }
+
+  // Stops a connection's probe and keeps its counts.
+  void RetireProbe(Link* link) {
+    if (link->probe == nullptr) return;
+    link->probe->Stop();
+    const DeliveryProbeStats retired = link->probe->Stats();
+    {
+      absl::MutexLock lock(&stats_mu_);
+      stats_.probes_sent += retired.sent;
+      stats_.probes_lost += retired.lost;
+      probes_.erase(std::remove(probes_.begin(), probes_.end(), link->probe), probes_.end());
+    }
+    link->probe.reset();
+  }
+
+  void UpdateDelivering() {
+    const bool delivering = failing_.empty();
+    if (delivering == reported_delivering_) return;
+    reported_delivering_ = delivering;
+    if (listener_ != nullptr) listener_->OnUpstreamDelivering(delivering);
+  }
+
+  // After the topology was asked: connections dropped for a lost probe are made again
+  // (with topics or without) until they deliver, unless their node no longer serves
+  // slots (failed over, demoted: their topics have moved) or, for classic pub/sub, is no
+  // longer the node it goes to. Shard probes whose slot left their master start over.
+  void ReviewProbes() {
+    for (auto it = failing_.begin(); it != failing_.end();) {
+      const FailingLink& f = it->second;
+      const bool needed = f.shard ? ShardOf(f.node) != nullptr : f.node == classic_node_;
+      if (!needed) {
+        BRIDGE_LOG(Info, "redis cluster: %s no longer needed; not waiting for it", it->first);
+        failing_.erase(it++);
+        continue;
+      }
+      if (!links_.contains(it->first)) LinkFor(f.node, f.shard);
+      ++it;
+    }
+    UpdateDelivering();
+    std::vector<std::string> unneeded;
+    for (auto& [key, link] : links_) {
+      if (!link->shard || !link->ready) continue;
+      if (ShardOf(link->node) == nullptr) {
+        // A master no more: SPUBLISH there would only be redirected.
+        if (link->wanted.empty()) unneeded.push_back(key);
+        continue;
+      }
+      if (link->probe != nullptr) {
+        const ClusterShard* owner = topology_.ShardOfSlot(KeySlot(link->probe->channel()));
+        if (owner != nullptr && owner->master == link->node) continue;
+        RetireProbe(link.get());
+      }
+      StartProbe(link.get());
+    }
+    for (const auto& key : unneeded) {
+      Link* link = links_[key].get();
+      BRIDGE_LOG(Info, "redis cluster: closing %s, which serves no slot and carries nothing", key);
+      RetireProbe(link);
+      link->conn->Close();
+      links_.erase(key);
+    }
   }
 
   // --- Publishers ---
@@ -747,6 +1027,7 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     std::vector<Job> deferred = std::move(deferred_);
     deferred_.clear();
     for (const Job& job : deferred) Dispatch(job);
+    ReviewProbes();
   }
 
   void RefreshFailed(absl::Status last) {
@@ -759,6 +1040,9 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
       connected_.store(false, std::memory_order_release);
       CloseAll();
       if (listener_ != nullptr) listener_->OnUpstreamDisconnected();
+      // After the disconnect, so that the hub is never healthy in between: nothing is
+      // awaited of connections that are all gone.
+      UpdateDelivering();
     }
     std::vector<Job> deferred = std::move(deferred_);
     deferred_.clear();
@@ -774,7 +1058,11 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     links_.clear();
     where_.clear();
     unrouted_.clear();
-    for (auto& [key, link] : links) link->conn->Close();
+    for (auto& [key, link] : links) {
+      RetireProbe(link.get());
+      link->conn->Close();
+    }
+    failing_.clear();
     auto publishers = std::move(publishers_);
     publishers_.clear();
     for (auto& [key, p] : publishers) {
@@ -819,6 +1107,12 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   bool refresh_again_ = false;
   std::vector<RedisUrl::Node> candidates_;
   std::shared_ptr<RespConnection> refresh_conn_;
+  // Set once Redis refused a probe: no connection gets one after that.
+  bool probes_off_ = false;
+  // Connections (by link key) dropped for a lost probe and not yet delivering again.
+  absl::flat_hash_map<std::string, FailingLink> failing_;
+  // What the listener last heard through OnUpstreamDelivering.
+  bool reported_delivering_ = true;
   int backoff_ = 0;
   absl::BitGen rng_;
 
@@ -827,7 +1121,10 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   std::atomic<int> in_flight_{0};
   std::atomic<uint64_t> rejected_{0};
   mutable absl::Mutex stats_mu_;
+  // Probes sent and lost by retired probes (the connections' that are gone).
   RedisUpstreamStats stats_ ABSL_GUARDED_BY(stats_mu_);
+  // The probes of the connections that exist, for Stats.
+  std::vector<std::shared_ptr<DeliveryProbe>> probes_ ABSL_GUARDED_BY(stats_mu_);
 };
 
 absl::StatusOr<std::unique_ptr<ClusterUpstream>> ClusterUpstream::Create(
@@ -844,6 +1141,13 @@ absl::StatusOr<std::unique_ptr<ClusterUpstream>> ClusterUpstream::Create(
     return absl::InvalidArgumentError(
         "redis options: timeouts, backoff and publish limits must be positive, backoff_max >= "
         "backoff_initial");
+  }
+  if (options.probe_interval < absl::ZeroDuration() ||
+      (options.probe_interval > absl::ZeroDuration() &&
+       options.probe_timeout <= absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(
+        "redis options: probe_interval must not be negative, and probe_timeout must be "
+        "positive");
   }
   for (const auto& glob : options.sharded_channels) {
     if (glob.empty()) return absl::InvalidArgumentError("sharded channels: empty glob");

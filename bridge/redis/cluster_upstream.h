@@ -44,6 +44,14 @@ struct ClusterInfo {
 // which this object holds back until the topology has been asked again. The hub hears
 // OnUpstreamDisconnected only when no node of the cluster answers.
 //
+// Each subscriber connection, every shard's and the classic one, carries a DeliveryProbe
+// of its own: a shard's on a channel whose hash tag lands on a slot its master serves
+// (chosen again when that slot leaves it), SSUBSCRIBEd there and SPUBLISHed to that
+// master; the classic one's SUBSCRIBEd and PUBLISHed on its node. A probe lost drops that
+// connection alone, as any loss, and the listener hears OnUpstreamDelivering(false) until
+// a connection to the same node delivers a probe again, or that node is no longer needed
+// (no longer a master, or no longer the classic node).
+//
 // All connections are RespConnections (hiredis 0.14's async context does not know
 // sharded pub/sub) on one strand of the caller's io_context. Thread-safe: Subscribe,
 // Unsubscribe and Publish may be called from any thread; every listener call comes from

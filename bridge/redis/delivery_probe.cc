@@ -136,20 +136,21 @@ void DeliveryProbe::OnResendTimer(uint64_t generation, const boost::system::erro
   Send();
 }
 
-void DeliveryProbe::OnMessage(std::string_view payload) {
+bool DeliveryProbe::OnMessage(std::string_view payload) {
   uint64_t round = 0;
   // Another round's probe (an earlier one that came back late, or was sent twice): only
   // the one awaited counts.
   if (!running_ || round_ == 0 ||
       !absl::SimpleAtoi(absl::string_view(payload.data(), payload.size()), &round) ||
       round != round_)
-    return;
+    return false;
   const absl::Duration round_trip = absl::Now() - last_sent_;
   last_round_trip_ns_.store(absl::ToInt64Nanoseconds(round_trip), std::memory_order_relaxed);
   round_ = 0;
   deadline_timer_.cancel();
   resend_timer_.cancel();
   ScheduleRound();
+  return true;
 }
 
 void DeliveryProbe::OnDeadline(uint64_t generation, const boost::system::error_code& ec) {

@@ -77,8 +77,9 @@ class DeliveryProbe : public std::enable_shared_from_this<DeliveryProbe> {
   // The connection is gone (or stopping): no probe is pending, and none is sent until
   // the next Start. Idempotent.
   void Stop();
-  // A message on channel() arrived on the connection.
-  void OnMessage(std::string_view payload);
+  // A message on channel() arrived on the connection. True when it was the probe awaited,
+  // which shows that the connection delivers.
+  bool OnMessage(std::string_view payload);
   // Redis refuses the probe (`why`: an ACL without the channel, say): logs it once and
   // probes no more, on this connection or the next.
   void TurnOff(std::string_view why);

@@ -45,9 +45,10 @@ struct RedisUpstreamOptions {
   // since hiredis 0.14 closes it on the error reply.
   absl::Duration subscribe_refusal_ttl = absl::Minutes(5);
   bool tcp_keepalive = true;
-  // The delivery probe (DeliveryProbe) of the subscriber connection: a probe published
-  // every probe_interval on a channel of this process must come back within
-  // probe_timeout, or the connection is dropped as lost. Zero probe_interval: no probe.
+  // The delivery probe (DeliveryProbe) of the subscriber connection (on a cluster, of
+  // each one: every shard's and the classic one): a probe published every probe_interval
+  // on a channel of this process must come back within probe_timeout, or the connection
+  // is dropped as lost. Zero probe_interval: no probe.
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration probe_timeout = absl::Seconds(3);
   // Sentinel only (redis+sentinel:// URLs): how often the sentinels are asked where the
@@ -82,10 +83,13 @@ struct RedisUpstreamStats {
   absl::Duration subscriber_retry_ceiling;
   absl::Duration publisher_retry_ceiling;
   // Delivery probes published, and those that did not come back in time (each one
-  // dropped its connection).
+  // dropped its connection); on a cluster, summed over its subscriber connections, those
+  // closed since included.
   uint64_t probes_sent = 0;
   uint64_t probes_lost = 0;
-  // The round trip of the most recent probe back; InfiniteDuration before the first.
+  // The round trip of the most recent probe back; InfiniteDuration before the first. On a
+  // cluster, the slowest of its open connections' most recent round trips: the one an
+  // alert wants, since a lagging shard hides behind the others' quick answers.
   absl::Duration probe_last_round_trip = absl::InfiniteDuration();
 };
 

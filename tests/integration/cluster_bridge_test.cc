@@ -1,10 +1,15 @@
 // The server end to end on a Redis Cluster: a real 3-master/3-replica cluster, the real App
 // (configured as main configures it from --redis=redis+cluster://... and
 // --sharded_channels) with its gRPC server on port 0, and real gRPC clients.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "bridge/app/app.h"
 #include "bridge/redis/cluster_slot.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/integration/grpc_client.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
@@ -58,6 +64,88 @@ TEST(ClusterBridgeTest, ShardedAndClassicChannelsReachGrpcStreams) {
   }
   EXPECT_EQ(orders, (std::vector<std::string>{"outside", "inside"}));
   EXPECT_EQ(news, (std::vector<std::string>{"classic"}));
+  app.Shutdown();
+}
+
+using ::grpc::health::v1::HealthCheckResponse;
+
+// The gRPC health of the server as a whole; UNKNOWN when the check gets no answer.
+HealthCheckResponse::ServingStatus GrpcHealth(const std::shared_ptr<::grpc::Channel>& channel) {
+  auto stub = ::grpc::health::v1::Health::NewStub(channel);
+  ::grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  ::grpc::health::v1::HealthCheckRequest request;
+  HealthCheckResponse response;
+  if (!stub->Check(&context, request, &response).ok()) return HealthCheckResponse::UNKNOWN;
+  return response.status();
+}
+
+// The status line of GET /healthz on 127.0.0.1:`port`, read to the close; empty on failure.
+std::string Healthz(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out.substr(0, out.find("\r\n"));
+}
+
+// A master frozen (SIGSTOP) under the real App: its shard's delivery probe is lost, and
+// gRPC health and /healthz say NOT_SERVING together, then SERVING together once the
+// cluster has settled (the master resumed, or its replica promoted).
+TEST(ClusterBridgeTest, AFrozenMasterMakesGrpcHealthAndHealthzNotServing) {
+  RedisCluster cluster;
+  AppOptions options;
+  options.redis.url = cluster.url();
+  options.redis.sharded_channels = {"orders.*"};
+  options.redis.connect_timeout = absl::Seconds(1);
+  options.redis.probe_interval = absl::Milliseconds(200);
+  options.redis.probe_timeout = absl::Seconds(1);
+  options.grpc_addr = "127.0.0.1:0";
+  options.ws.address = "127.0.0.1:0";
+  options.shutdown_grace = absl::Seconds(2);
+  App app(options);
+  ASSERT_TRUE(app.Start().ok());
+  auto channel = Connect(app.grpc_port());
+  StreamReader reader(channel, Channels({"orders.7"}));
+  ASSERT_TRUE(reader.WaitSubscribed(1));
+  ASSERT_TRUE(WaitFor([&] {
+    return GrpcHealth(channel) == HealthCheckResponse::SERVING &&
+           Healthz(app.ws_port()).find(" 200 ") != std::string::npos &&
+           app.upstream_stats().probes_sent >= 2;
+  }));
+  const int owner = cluster.MasterOfSlot(redis::KeySlot("orders.7"));
+
+  cluster.Pause(owner);
+  const absl::Time frozen = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return GrpcHealth(channel) == HealthCheckResponse::NOT_SERVING; },
+                      absl::Seconds(4)));
+  const absl::Duration to_not_serving = absl::Now() - frozen;
+  EXPECT_NE(Healthz(app.ws_port()).find(" 503 "), std::string::npos);
+  EXPECT_GE(app.upstream_stats().probes_lost, 1u);
+  EXPECT_NE(app.MetricsText().find("\nbridge_healthy 0\n"), std::string::npos);
+
+  cluster.Resume(owner);
+  ASSERT_TRUE(cluster.WaitForHealthy());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return GrpcHealth(channel) == HealthCheckResponse::SERVING &&
+               Healthz(app.ws_port()).find(" 200 ") != std::string::npos;
+      },
+      absl::Seconds(30)));
+  std::printf("figures: App on a cluster, SIGSTOP of a master -> gRPC NOT_SERVING in %s\n",
+              absl::FormatDuration(to_not_serving).c_str());
   app.Shutdown();
 }
 

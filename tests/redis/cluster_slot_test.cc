@@ -26,6 +26,19 @@ TEST(KeySlotTest, HashTagRules) {
   EXPECT_EQ(KeySlot("no}tag{"), Crc16("no}tag{") & 16383);
 }
 
+TEST(HashTagInRangesTest, LandsANameOnTheRanges) {
+  EXPECT_EQ(HashTagInRanges({}), "");
+  EXPECT_EQ(HashTagInRanges({{5, 4}}), "");
+  // The ends, and the slots whose first decimal tag comes last (1469: 109757).
+  for (int slot : {0, 16383, 1469, 5532, 13964}) {
+    const std::string tag = HashTagInRanges({{slot, slot}});
+    ASSERT_FALSE(tag.empty()) << slot;
+    EXPECT_EQ(KeySlot("__bridge_probe__:00ff" + tag), slot) << tag;
+  }
+  const int slot = KeySlot(HashTagInRanges({{0, 99}, {16000, 16383}}));
+  EXPECT_TRUE(slot <= 99 || slot >= 16000) << slot;
+}
+
 // Against the server's own answer, on a real cluster.
 class KeySlotClusterTest : public ::testing::Test {
  protected:

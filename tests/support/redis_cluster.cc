@@ -241,6 +241,18 @@ void RedisCluster::Kill(int port) {
   }
 }
 
+void RedisCluster::Pause(int port) {
+  for (const Node& node : nodes_) {
+    if (node.port == port && node.pid > 0) ::kill(node.pid, SIGSTOP);
+  }
+}
+
+void RedisCluster::Resume(int port) {
+  for (const Node& node : nodes_) {
+    if (node.port == port && node.pid > 0) ::kill(node.pid, SIGCONT);
+  }
+}
+
 bool RedisCluster::alive(int port) const {
   for (const Node& node : nodes_) {
     if (node.port == port) return node.pid > 0;

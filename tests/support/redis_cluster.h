@@ -56,6 +56,10 @@ class RedisCluster {
   // SIGKILL the node on `port`, as a crash would, and wait until it is gone.
   void Kill(int port);
   bool alive(int port) const;
+  // SIGSTOP the node on `port`: it freezes with its connections open (the kernel still
+  // accepts new ones into the backlog), as a hung Redis would. Resume() is SIGCONT.
+  void Pause(int port);
+  void Resume(int port);
 
   // PUBSUB SHARDNUMSUB channel on one node: the clients it counts as shard subscribers.
   long long ShardNumSub(int port, const std::string& channel) const;

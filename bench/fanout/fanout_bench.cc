@@ -1,8 +1,9 @@
 // fanout_bench: N subscribers of one transport (gRPC streams, WebSockets, or plain Redis
 // connections) against a running target; publishes M messages of S bytes straight to
-// Redis and reports deliveries/s, publish->receive latency, loss and reordering, and the
-// CPU and memory of the target and of its Redis. One human table and one JSON line per
-// run. Starts nothing by itself: bench/run starts the servers.
+// Redis (on a cluster, SPUBLISH to each channel's master) and reports deliveries/s,
+// publish->receive latency, loss and reordering, and the CPU and memory of the target and
+// of its Redis (all its nodes). One human table and one JSON line per run. Starts nothing
+// by itself: bench/run starts the servers.
 #include <sys/types.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -31,6 +33,10 @@ ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "host:port of the server under test (for --transport=redis: the Redis to subscribe to)");
 ABSL_FLAG(std::string, ws_path, "/ws", "WebSocket path");
 ABSL_FLAG(std::string, redis, "127.0.0.1:6379", "host:port of the Redis to publish to");
+ABSL_FLAG(bool, redis_cluster, false,
+          "--redis is a node of a Redis Cluster: publish with SPUBLISH, each message to the "
+          "master that owns its channel's hash slot (the server must carry the channels as "
+          "sharded pub/sub)");
 ABSL_FLAG(int, subscribers, 100, "number of subscribers (streams, sockets, connections)");
 ABSL_FLAG(int, channels, 1, "channels; subscriber i takes channel i % channels");
 ABSL_FLAG(std::string, channel_prefix, "bench", "channel names are <prefix>.<index>");
@@ -50,7 +56,9 @@ ABSL_FLAG(int, connect_concurrency, 256, "connections opened at once during the 
 ABSL_FLAG(double, connect_timeout, 60, "seconds for every subscriber to be live");
 ABSL_FLAG(double, drain_timeout, 3, "seconds without a delivery before giving up on the rest");
 ABSL_FLAG(int, target_pid, 0, "pid of the server under test, for its CPU and memory");
-ABSL_FLAG(int, redis_pid, 0, "pid of its redis-server, for its CPU (same as target: counted once)");
+ABSL_FLAG(std::vector<std::string>, redis_pid, {},
+          "pid of its redis-server, or comma-separated pids (a cluster's nodes), for their CPU, "
+          "summed; a pid that is the target's is counted once");
 ABSL_FLAG(bool, idle, false, "only connect, hold, and measure the target's memory");
 ABSL_FLAG(double, hold, 2, "--idle: seconds to hold the connections before measuring");
 ABSL_FLAG(int, reps, 1, "publish runs on the same connections, one JSON line each");
@@ -77,16 +85,17 @@ struct CpuSample {
   uint64_t wall_ns = 0;
 };
 
-CpuSample SampleCpu(pid_t target, pid_t redis) {
+CpuSample SampleCpu(pid_t target, const std::vector<pid_t>& redis) {
   CpuSample s;
   s.wall_ns = NowNs();
   const ProcSample t = SampleProcess(target);
   s.target = t.cpu_seconds;
   s.server_kernel = t.kernel_seconds;
   s.target_switches = t.context_switches;
-  if (redis != target) {
-    const ProcSample r = SampleProcess(redis);
-    s.redis = r.cpu_seconds;
+  for (const pid_t pid : redis) {
+    if (pid == target) continue;
+    const ProcSample r = SampleProcess(pid);
+    s.redis += r.cpu_seconds;
     s.server_kernel += r.kernel_seconds;
   }
   s.own = OwnCpuSeconds();
@@ -113,7 +122,15 @@ int Main() {
   }
   const uint64_t fanout = static_cast<uint64_t>(n / channels);
   const pid_t target_pid = absl::GetFlag(FLAGS_target_pid);
-  const pid_t redis_pid = absl::GetFlag(FLAGS_redis_pid);
+  std::vector<pid_t> redis_pids;
+  for (const std::string& p : absl::GetFlag(FLAGS_redis_pid)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(p, &pid) || pid <= 0) {
+      std::fprintf(stderr, "--redis_pid takes process ids, comma-separated\n");
+      return 2;
+    }
+    redis_pids.push_back(pid);
+  }
   const uint64_t files = RaiseFileLimit();
   if (files < static_cast<uint64_t>(n) + 64) {
     std::fprintf(stderr, "fanout_bench: open-files limit %llu is too low for %d subscribers\n",
@@ -149,6 +166,7 @@ int Main() {
   nlohmann::json out;
   out["label"] = absl::GetFlag(FLAGS_label);
   out["transport"] = transport;
+  out["redis_cluster"] = absl::GetFlag(FLAGS_redis_cluster);
   out["subscribers"] = n;
   out["channels"] = channels;
   out["payload"] = absl::GetFlag(FLAGS_payload);
@@ -191,6 +209,7 @@ int Main() {
   } else if (rc == 0) {
     PublisherOptions po;
     SplitHostPort(absl::GetFlag(FLAGS_redis), &po.host, &po.port);
+    po.cluster = absl::GetFlag(FLAGS_redis_cluster);
     po.channels = channels;
     po.messages = absl::GetFlag(FLAGS_messages);
     po.payload_bytes = absl::GetFlag(FLAGS_payload);
@@ -213,7 +232,7 @@ int Main() {
         return 1;
       }
       ResetPeakRss(target_pid);
-      const CpuSample c0 = SampleCpu(target_pid, redis_pid);
+      const CpuSample c0 = SampleCpu(target_pid, redis_pids);
       const PublisherResult pr = publisher.Run();
       const uint64_t expected = pr.published * fanout;
       // Drain: wait for the rest, giving up after a quiet spell.
@@ -229,7 +248,7 @@ int Main() {
           break;
         }
       }
-      const CpuSample c1 = SampleCpu(target_pid, redis_pid);
+      const CpuSample c1 = SampleCpu(target_pid, redis_pids);
       const ProcSample peak = SampleProcess(target_pid);
       const uint64_t delivered = receiver.delivered();
       const uint64_t end = std::max(receiver.last_delivery_ns(), c0.wall_ns + 1);

@@ -4,8 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bridge/redis/cluster_slot.h"
 
 namespace bridge::bench {
 namespace {
@@ -19,41 +25,127 @@ Publisher::Publisher(const PublisherOptions& options, Receiver* receiver)
     : options_(options), receiver_(receiver) {}
 
 Publisher::~Publisher() {
-  if (ctx_ != nullptr) redisFree(ctx_);
+  for (Link& link : links_) redisFree(link.ctx);
+}
+
+absl::StatusOr<size_t> Publisher::Open(const std::string& host, int port) {
+  redisContext* ctx = redisConnect(host.c_str(), port);
+  if (ctx == nullptr || ctx->err != 0) {
+    const std::string why = ctx != nullptr ? ctx->errstr : "out of memory";
+    if (ctx != nullptr) redisFree(ctx);
+    return absl::UnavailableError(
+        absl::StrCat("publisher: cannot reach Redis at ", host, ":", port, ": ", why));
+  }
+  links_.push_back(Link{ctx, 0});
+  return links_.size() - 1;
 }
 
 absl::Status Publisher::Connect() {
-  ctx_ = redisConnect(options_.host.c_str(), options_.port);
-  if (ctx_ == nullptr || ctx_->err != 0) {
-    return absl::UnavailableError(std::string("publisher: cannot reach Redis: ") +
-                                  (ctx_ != nullptr ? ctx_->errstr : "out of memory"));
+  if (options_.cluster) return ConnectCluster();
+  absl::StatusOr<size_t> link = Open(options_.host, options_.port);
+  if (!link.ok()) return link.status();
+  route_.assign(static_cast<size_t>(options_.channels), *link);
+  return absl::OkStatus();
+}
+
+absl::Status Publisher::ConnectCluster() {
+  absl::StatusOr<size_t> seed = Open(options_.host, options_.port);
+  if (!seed.ok()) return seed.status();
+  // CLUSTER SLOTS: one entry per slot range, [start, end, [master ip, port, ...], replicas].
+  // Kept over CLUSTER SHARDS because Redis 6 answers it too, and the ranges are all we need.
+  auto* reply = static_cast<redisReply*>(redisCommand(links_[*seed].ctx, "CLUSTER SLOTS"));
+  if (reply == nullptr) return absl::UnavailableError(links_[*seed].ctx->errstr);
+  std::unique_ptr<redisReply, decltype(&freeReplyObject)> owned(reply, freeReplyObject);
+  if (reply->type != REDIS_REPLY_ARRAY) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("publisher: CLUSTER SLOTS failed at ", options_.host, ":", options_.port,
+                     reply->type == REDIS_REPLY_ERROR ? absl::StrCat(": ", reply->str) : ""));
+  }
+  std::vector<int> slot_master(redis::kClusterSlots, -1);
+  std::map<std::pair<std::string, int>, size_t> master_link;
+  // The seed's connection only asked; the masters get links of their own.
+  redisFree(links_[*seed].ctx);
+  links_.clear();
+  for (size_t i = 0; i < reply->elements; ++i) {
+    const redisReply* range = reply->element[i];
+    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
+    const redisReply* master = range->element[2];
+    if (master->type != REDIS_REPLY_ARRAY || master->elements < 2) continue;
+    std::string host(master->element[0]->str, master->element[0]->len);
+    // An empty or "?" endpoint means the node that answered: the seed.
+    if (host.empty() || host == "?") host = options_.host;
+    const int port = static_cast<int>(master->element[1]->integer);
+    auto [it, added] = master_link.emplace(std::make_pair(host, port), 0);
+    if (added) {
+      absl::StatusOr<size_t> link = Open(host, port);
+      if (!link.ok()) return link.status();
+      it->second = *link;
+    }
+    const int start = static_cast<int>(range->element[0]->integer);
+    const int end = static_cast<int>(range->element[1]->integer);
+    for (int slot = std::max(start, 0); slot <= end && slot < redis::kClusterSlots; ++slot) {
+      slot_master[slot] = static_cast<int>(it->second);
+    }
+  }
+  for (int c = 0; c < options_.channels; ++c) {
+    const std::string name = receiver_->ChannelName(c);
+    const int link = slot_master[redis::KeySlot(name)];
+    if (link < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("publisher: no master serves the slot of ", name));
+    }
+    route_.push_back(static_cast<size_t>(link));
   }
   return absl::OkStatus();
 }
 
 absl::Status Publisher::Drain(bool block, uint64_t keep) {
-  int done = 0;
-  while (!done) {
-    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return absl::UnavailableError(ctx_->errstr);
+  for (Link& link : links_) {
+    int done = 0;
+    while (!done) {
+      if (redisBufferWrite(link.ctx, &done) != REDIS_OK) {
+        return absl::UnavailableError(link.ctx->errstr);
+      }
+    }
   }
+  std::vector<pollfd> fds;
+  std::vector<Link*> polled;
   while (pending_ > 0) {
-    void* reply = nullptr;
-    if (redisGetReplyFromReader(ctx_, &reply) != REDIS_OK) {
-      return absl::UnavailableError(ctx_->errstr);
+    // First what the readers already hold, then the sockets.
+    bool took = false;
+    for (Link& link : links_) {
+      while (link.pending > 0) {
+        void* reply = nullptr;
+        if (redisGetReplyFromReader(link.ctx, &reply) != REDIS_OK) {
+          return absl::UnavailableError(link.ctx->errstr);
+        }
+        if (reply == nullptr) break;
+        if (static_cast<redisReply*>(reply)->type == REDIS_REPLY_ERROR) ++result_.errors;
+        freeReplyObject(reply);
+        --link.pending;
+        --pending_;
+        took = true;
+      }
     }
-    if (reply != nullptr) {
-      if (static_cast<redisReply*>(reply)->type == REDIS_REPLY_ERROR) ++result_.errors;
-      freeReplyObject(reply);
-      --pending_;
-      continue;
-    }
+    if (took) continue;
     const bool must_wait = block && pending_ > keep;
-    pollfd pfd{ctx_->fd, POLLIN, 0};
-    if (poll(&pfd, 1, must_wait ? 1000 : 0) <= 0) {
+    fds.clear();
+    polled.clear();
+    for (Link& link : links_) {
+      if (link.pending == 0) continue;
+      fds.push_back(pollfd{link.ctx->fd, POLLIN, 0});
+      polled.push_back(&link);
+    }
+    if (poll(fds.data(), fds.size(), must_wait ? 1000 : 0) <= 0) {
       if (must_wait) continue;
       break;
     }
-    if (redisBufferRead(ctx_) != REDIS_OK) return absl::UnavailableError(ctx_->errstr);
+    for (size_t k = 0; k < fds.size(); ++k) {
+      if (fds[k].revents == 0) continue;
+      if (redisBufferRead(polled[k]->ctx) != REDIS_OK) {
+        return absl::UnavailableError(polled[k]->ctx->errstr);
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -114,8 +206,10 @@ PublisherResult Publisher::Run() {
     for (uint64_t k = 0; k < batch; ++k, ++i) {
       const uint64_t c = i % channels;
       const std::string payload = MakePayload(i / channels + 1, NowNs(), options_.payload_bytes);
-      redisAppendCommand(ctx_, "PUBLISH %b %b", names[c].data(), names[c].size(), payload.data(),
-                         payload.size());
+      Link& link = links_[route_[c]];
+      redisAppendCommand(link.ctx, options_.cluster ? "SPUBLISH %b %b" : "PUBLISH %b %b",
+                         names[c].data(), names[c].size(), payload.data(), payload.size());
+      ++link.pending;
       ++pending_;
     }
     if (!Drain(pending_ > kMaxPipeline, kMaxPipeline / 2).ok()) break;

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "bench/fanout/receiver.h"
 
 namespace bridge::bench {
@@ -14,6 +16,9 @@ namespace bridge::bench {
 struct PublisherOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
+  // host:port is one node of a Redis Cluster: every message goes out as SPUBLISH to the
+  // master that owns its channel's hash slot, one pipelined connection per master.
+  bool cluster = false;
   int channels = 1;
   uint64_t messages = 1000;
   size_t payload_bytes = 100;
@@ -38,9 +43,10 @@ struct PublisherResult {
   double seconds = 0;
 };
 
-// Publishes straight to Redis with PUBLISH, pipelined: commands go out in batches and
-// replies are collected without blocking until the pipeline is deep. Message i goes to
-// channel i % channels with that channel's sequence number i / channels + 1.
+// Publishes straight to Redis with PUBLISH (or, on a cluster, SPUBLISH to each channel's
+// master), pipelined: commands go out in batches and replies are collected without
+// blocking until the pipeline is deep. Message i goes to channel i % channels with that
+// channel's sequence number i / channels + 1.
 class Publisher {
  public:
   Publisher(const PublisherOptions& options, Receiver* receiver);
@@ -52,13 +58,26 @@ class Publisher {
   PublisherResult Run();
 
  private:
+  // One connection to a Redis node and the replies it still owes.
+  struct Link {
+    redisContext* ctx = nullptr;
+    uint64_t pending = 0;
+  };
+
+  // Opens a link to host:port; its index in links_.
+  absl::StatusOr<size_t> Open(const std::string& host, int port);
+  // Reads the seed's CLUSTER SLOTS, opens one link per master and routes every channel to
+  // the link of the master that owns its slot.
+  absl::Status ConnectCluster();
   // Sends what is buffered and reads the replies that have arrived; with `block`, waits
-  // until no more than `keep` replies are outstanding.
+  // until no more than `keep` replies are outstanding over all links.
   absl::Status Drain(bool block, uint64_t keep);
 
   const PublisherOptions options_;
   Receiver* const receiver_;
-  redisContext* ctx_ = nullptr;
+  std::vector<Link> links_;
+  // For each channel, the index of the link its messages go out on.
+  std::vector<size_t> route_;
   uint64_t pending_ = 0;
   PublisherResult result_;
 };

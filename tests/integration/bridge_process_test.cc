@@ -589,12 +589,12 @@ HealthCheckResponse::ServingStatus GrpcHealth(const std::shared_ptr<::grpc::Chan
   return response.status();
 }
 
-// The case: a Redis frozen (SIGSTOP) with its connections open. Nothing breaks a
+// A Redis frozen (SIGSTOP) with its connections open. Nothing breaks a
 // connection, so without the delivery probe health stayed SERVING throughout. Now a lost
 // probe makes gRPC health NOT_SERVING and /healthz 503 within interval + timeout, counts in
 // /metrics, and holds while Redis stays frozen; health is SERVING again once Redis runs,
 // and the stream gets its redis_reconnect gap, then messages. The freeze lasts
-// BRIDGE_TEST_FREEZE_SECONDS (3 by default; the 10 by hand).
+// BRIDGE_TEST_FREEZE_SECONDS (3 by default; 10 by hand).
 TEST(BridgeProcessTest, FrozenRedisFailsTheDeliveryProbeAndHealth) {
   const char* freeze_seconds = std::getenv("BRIDGE_TEST_FREEZE_SECONDS");
   const absl::Duration freeze =

@@ -52,6 +52,9 @@ def exercise(args, command, env=None):
                            timeout=30).group(1) for _ in range(2)}
         if gaps != {"channel orders", "pattern audit.*"}:
             raise TestFailure(f"gaps: {gaps}\n" + sub.transcript())
+        # The publish connection comes back on its own schedule, which Bridge logs.
+        stack.bridge.expect(r"publisher connection to \S+ ready again", stream="stderr",
+                            timeout=30)
         code, out, err = run(command + addr + ["publish", "orders", "order 2"], env=env)
         if code != 0:
             raise TestFailure(f"publish after the restart: exit {code}\n{out}{err}")

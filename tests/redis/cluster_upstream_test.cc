@@ -648,10 +648,11 @@ TEST_F(ClusterUpstreamTest, AShardDownForGoodIsRetriedWithBackoffWhileOthersDeli
   EXPECT_FALSE(bridge.hub().Healthy());
 }
 
-// Probes every 200 ms, each lost 1 s after it went out.
+// Probes every 200 ms, each lost 1.5 s after it went out: short for a test, and still
+// beyond what a busy test host delays a probe that Redis did deliver.
 void FastProbes(RedisUpstreamOptions& options) {
   options.probe_interval = absl::Milliseconds(200);
-  options.probe_timeout = absl::Seconds(1);
+  options.probe_timeout = absl::Milliseconds(1500);
 }
 
 TEST_F(ClusterUpstreamTest, AFrozenMasterFailsItsShardsProbeAndOnlyItsShardGaps) {
@@ -681,7 +682,7 @@ TEST_F(ClusterUpstreamTest, AFrozenMasterFailsItsShardsProbeAndOnlyItsShardGaps)
   // SIGSTOP: the master keeps its connections open and answers nothing.
   const absl::Time frozen = absl::Now();
   cluster_.Pause(victim);
-  // The probe bound: the next round within 200 ms, lost 1 s later; slack for a busy host.
+  // The probe bound: the next round within 200 ms, lost 1.5 s later; slack for a busy host.
   ASSERT_TRUE(bridge.WaitHealthyWithin(false, absl::Seconds(4)));
   const absl::Duration detected = absl::Now() - frozen;
   const RedisUpstreamStats after = bridge.upstream().Stats();
@@ -699,12 +700,11 @@ TEST_F(ClusterUpstreamTest, AFrozenMasterFailsItsShardsProbeAndOnlyItsShardGaps)
     }
     ++sent;
   };
-  // Frozen for 2.5 s in all, past a reconnect's handshake timeout (2 s here): health
-  // stays NOT_SERVING as long as the master answers nothing, while the cluster may or
-  // may not fail it over meanwhile.
+  // Frozen for 2.5 s in all, past a reconnect's handshake timeout (2 s here). Health
+  // stays NOT_SERVING until the shard delivers again: on the same master once it
+  // answers, or on its replica if the cluster fails it over meanwhile.
   while (absl::Now() - frozen < absl::Milliseconds(2500)) {
     publish_elsewhere();
-    ASSERT_FALSE(bridge.hub().Healthy());
   }
 
   // SIGCONT, before or after the replica took over: either way the cluster settles, the
@@ -738,7 +738,7 @@ TEST_F(ClusterUpstreamTest, AFrozenMasterFailsItsShardsProbeAndOnlyItsShardGaps)
     return true;
   }));
   std::printf(
-      "figures: SIGSTOP of a master -> NOT_SERVING in %s (probe every 200ms, timeout 1s); "
+      "figures: SIGSTOP of a master -> NOT_SERVING in %s (probe every 200ms, timeout 1.5s); "
       "SIGCONT -> SERVING again in %s; master %s\n",
       absl::FormatDuration(detected).c_str(), absl::FormatDuration(recovered).c_str(),
       cluster_.MasterOfSlot(KeySlot(channels[0])) == victim ? "kept" : "failed over");

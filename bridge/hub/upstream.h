@@ -10,6 +10,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "bridge/hub/history.h"
 #include "bridge/hub/topic.h"
 
 namespace bridge::hub {
@@ -85,6 +86,25 @@ class Upstream {
     (void)payload;
     (void)key;
     done(absl::UnimplementedError("this upstream cannot honour publish keys"));
+  }
+
+  using DurablePublishCallback = absl::AnyInvocable<void(absl::StatusOr<DurablePublished>)>;
+  using HistoryCallback = absl::AnyInvocable<void(absl::StatusOr<HistoryPage>)>;
+
+  // Publishes to a durable channel in one atomic step on the broker: the next offset,
+  // the history entry (trimmed to the policy), the epoch, the TTL and the publish of the
+  // message sealed in its envelope (durable_envelope.h). With a key, as PublishWithKey.
+  // `done` runs exactly once, on any thread.
+  virtual void PublishDurable(DurablePublish request, DurablePublishCallback done) {
+    (void)request;
+    done(absl::UnimplementedError("this upstream has no durable channels"));
+  }
+  // Reads a durable channel's history. `done` runs exactly once, in the listener's
+  // sequence (for Redis: on the strand of the listener calls), never while a listener
+  // call runs, so the hub may merge the page with the messages it delivered around it.
+  virtual void ReadHistory(HistoryQuery query, HistoryCallback done) {
+    (void)query;
+    done(absl::UnimplementedError("this upstream has no durable channels"));
   }
 };
 

@@ -14,7 +14,9 @@ std::optional<OpenedEnvelope> OpenEnvelope(std::string_view message) {
   if (offset_end == std::string_view::npos) return std::nullopt;
   OpenedEnvelope out;
   out.epoch = rest.substr(0, epoch_end);
-  if (!absl::SimpleAtoi(rest.substr(epoch_end + 1, offset_end - epoch_end - 1), &out.offset) ||
+  // Debian's abseil has an absl::string_view of its own, not std::string_view.
+  const std::string_view offset = rest.substr(epoch_end + 1, offset_end - epoch_end - 1);
+  if (!absl::SimpleAtoi(absl::string_view(offset.data(), offset.size()), &out.offset) ||
       out.offset == 0) {
     return std::nullopt;
   }
@@ -23,7 +25,8 @@ std::optional<OpenedEnvelope> OpenEnvelope(std::string_view message) {
 }
 
 std::string SealEnvelope(std::string_view epoch, uint64_t offset, std::string_view payload) {
-  return absl::StrCat(kEnvelopePrefix, epoch, "\x1f", offset, "\x1f", payload);
+  auto view = [](std::string_view s) { return absl::string_view(s.data(), s.size()); };
+  return absl::StrCat(view(kEnvelopePrefix), view(epoch), "\x1f", offset, "\x1f", view(payload));
 }
 
 }  // namespace bridge::hub

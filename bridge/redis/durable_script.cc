@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -63,7 +64,8 @@ local function history(keys, args)
     return {'', 0}
   end
   local top = tonumber(state[2])
-  local limit = tonumber(args[2])
+  -- As text: a Lua number of 19 digits would reach Redis in exponent form.
+  local limit = args[2]
   local out = {state[1], top}
   local entries
   if args[1] == '' then
@@ -183,13 +185,11 @@ absl::StatusOr<std::vector<std::string>> HistoryCommand(const hub::HistoryQuery&
   absl::StatusOr<DurableKeys> keys = DurableKeysFor(query.channel);
   if (!keys.ok()) return keys.status();
   if (query.limit == 0) return absl::InvalidArgumentError("a history read wants at least 1 entry");
-  return std::vector<std::string>{"FCALL_RO",
-                                  std::string(kDurableHistoryFunction),
-                                  "2",
-                                  std::move(keys->meta),
-                                  std::move(keys->stream),
-                                  query.after ? absl::StrCat(*query.after) : std::string(),
-                                  absl::StrCat(query.limit)};
+  return std::vector<std::string>{
+      "FCALL_RO", std::string(kDurableHistoryFunction), "2", std::move(keys->meta),
+      std::move(keys->stream), query.after ? absl::StrCat(*query.after) : std::string(),
+      // COUNT takes a signed 64-bit number.
+      absl::StrCat(std::min<uint64_t>(query.limit, std::numeric_limits<int64_t>::max()))};
 }
 
 bool IsFunctionMissing(std::string_view error) {

@@ -202,6 +202,7 @@ TEST_F(DurableTest, HistoryGivesTheLatestOrWhatFollowsAnOffset) {
   EXPECT_EQ(Payloads(*after), (std::vector<std::string>{"m5", "m6", "m7"}));
 
   EXPECT_EQ(Offsets(*Read(Query("news", 0))).size(), 10u);
+  EXPECT_EQ(Offsets(*Read(Query("news", std::nullopt, SIZE_MAX))).size(), 10u);
   absl::StatusOr<HistoryPage> none = Read(Query("news", 10));
   EXPECT_TRUE(none->entries.empty());
   EXPECT_EQ(none->top, 10u);

@@ -107,13 +107,15 @@ class DurableTest : public ::testing::Test {
   }
 
   // Starts an upstream on `server` and waits for its connections.
-  void Connect(const RedisServer& server) {
+  void Connect(const RedisServer& server,
+               absl::Duration publish_timeout = RedisUpstreamOptions().publish_timeout) {
     RedisUpstreamOptions options;
     options.url = server.url();
     options.connect_timeout = absl::Seconds(2);
     options.backoff_initial = absl::Milliseconds(10);
     options.backoff_max = absl::Milliseconds(100);
     options.probe_interval = absl::ZeroDuration();
+    options.publish_timeout = publish_timeout;
     absl::StatusOr<std::unique_ptr<RedisUpstream>> upstream = RedisUpstream::Create(options, io_);
     ASSERT_TRUE(upstream.ok()) << upstream.status();
     upstream_ = *std::move(upstream);
@@ -354,6 +356,29 @@ TEST_F(DurableTest, ARedisRestartedWithoutPersistenceGivesANewEpoch) {
       kDurableWait));
   EXPECT_EQ(after->position.offset, 1u);
   EXPECT_NE(after->position.epoch, before->position.epoch);
+}
+
+TEST_F(DurableTest, AFrozenRedisTimesDurableCallsOutAndTheConnectionIsMadeAnew) {
+  RedisServer server;
+  Connect(server, absl::Milliseconds(300));
+  ASSERT_TRUE(Publish("news", "1").ok());
+  server.Pause();
+  EXPECT_EQ(Publish("news", "2").status().code(), absl::StatusCode::kDeadlineExceeded);
+  // The stalled connection was dropped; reads are bounded the same way.
+  absl::StatusOr<HistoryPage> page = Read(Query("news"));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(page.status()) || absl::IsUnavailable(page.status()))
+      << page.status();
+  server.Resume();
+  // The frozen Redis may still run the call that timed out: the offset is 2 or 3.
+  absl::StatusOr<DurablePublished> after = absl::UnavailableError("not yet");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        after = Publish("news", "3");
+        return after.ok();
+      },
+      kDurableWait));
+  EXPECT_GE(after->position.offset, 2u);
+  EXPECT_LE(after->position.offset, 3u);
 }
 
 TEST_F(DurableTest, AChannelThatCannotBeDurableIsRefusedAndHistoryIsAnsweredOnTheStrand) {

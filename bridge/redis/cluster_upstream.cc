@@ -325,7 +325,7 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   // Command to its answer.
   struct PublishJob {
     explicit PublishJob(Strand& strand) : timer(strand) {}
-    // For errors: "PUBLISH", "FCALL bridge_publish", ...
+    // For the timeout's error: "PUBLISH", "FCALL bridge_publish", ...
     std::string what;
     std::vector<std::string> argv;
     // The hash slot whose master runs it.
@@ -370,7 +370,7 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   void OnPublishTimeout(const Job& job) {
     if (job->done == nullptr) return;
     const absl::Status timed_out =
-        absl::DeadlineExceededError(absl::StrCat("Redis did not answer the publish within ",
+        absl::DeadlineExceededError(absl::StrCat("Redis did not answer ", job->what, " within ",
                                                  absl::FormatDuration(options_.publish_timeout)));
     auto it = publishers_.find(job->sent_on);
     if (job->sent_conn == nullptr || it == publishers_.end() ||

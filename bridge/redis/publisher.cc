@@ -23,6 +23,21 @@ constexpr const char* kPublishOnceScript =
     "if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then "
     "return redis.call('PUBLISH', ARGV[2], ARGV[3]) end return -1";
 
+// hiredis' redisAsyncCommandArgv on a vector of arguments.
+int CommandArgv(redisAsyncContext* context, redisCallbackFn* callback, void* privdata,
+                const std::vector<std::string>& argv) {
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  args.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const std::string& arg : argv) {
+    args.push_back(arg.data());
+    lens.push_back(arg.size());
+  }
+  return redisAsyncCommandArgv(context, callback, privdata, static_cast<int>(args.size()),
+                               args.data(), lens.data());
+}
+
 }  // namespace
 
 Publisher::Publisher(Strand strand, RedisUrl url, const RedisUpstreamOptions& options,
@@ -174,17 +189,8 @@ void Publisher::DoCommand(std::string what, std::vector<std::string> argv, bool 
 
 bool Publisher::Send(redisAsyncContext* context, uint64_t id,
                      const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const std::string& arg : argv) {
-    args.push_back(arg.data());
-    lens.push_back(arg.size());
-  }
   auto* call = new PublishCall{this, id};
-  if (redisAsyncCommandArgv(context, &Publisher::OnReply, call, static_cast<int>(args.size()),
-                            args.data(), lens.data()) != REDIS_OK) {
+  if (CommandArgv(context, &Publisher::OnReply, call, argv) != REDIS_OK) {
     delete call;
     return false;
   }
@@ -193,16 +199,9 @@ bool Publisher::Send(redisAsyncContext* context, uint64_t id,
 
 void Publisher::LoadLibrary(redisAsyncContext* context) {
   if (context == nullptr) return;
-  const std::vector<std::string> argv = DurableLibraryLoadCommand();
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const std::string& arg : argv) {
-    args.push_back(arg.data());
-    lens.push_back(arg.size());
-  }
-  // Nothing to free or find: the reply is only looked at for the log.
-  redisAsyncCommandArgv(context, &Publisher::OnLibraryLoaded, nullptr,
-                        static_cast<int>(args.size()), args.data(), lens.data());
+  // Nothing to free or find: the reply is only looked at for the log. Not sent (a context
+  // closing): the FCALLs after it are not sent either.
+  CommandArgv(context, &Publisher::OnLibraryLoaded, nullptr, DurableLibraryLoadCommand());
 }
 
 void Publisher::OnLibraryLoaded(redisAsyncContext* /*context*/, void* reply, void* /*privdata*/) {

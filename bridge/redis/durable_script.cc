@@ -102,9 +102,10 @@ absl::string_view A(std::string_view s) { return absl::string_view(s.data(), s.s
 absl::Status ErrorReply(std::string_view function, std::string_view error) {
   const std::string text = absl::StrCat("Redis refused ", A(function), ": ", A(error));
   if (absl::StartsWith(A(error), "NOPERM")) return absl::PermissionDeniedError(text);
-  // The node is busy, loading, a replica, or the slot between owners: may pass.
-  for (std::string_view prefix :
-       {"LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"}) {
+  // The node is busy, loading, out of memory, a replica, or the slot between owners: may
+  // pass.
+  for (std::string_view prefix : {"LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN",
+                                  "CLUSTERDOWN", "MOVED", "ASK"}) {
     if (absl::StartsWith(A(error), A(prefix))) return absl::UnavailableError(text);
   }
   return absl::FailedPreconditionError(text);

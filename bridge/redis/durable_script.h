@@ -73,7 +73,9 @@ absl::StatusOr<std::vector<std::string>> HistoryCommand(const hub::HistoryQuery&
 bool IsFunctionMissing(std::string_view error);
 
 // The replies of the two functions. A Redis error reply is FAILED_PRECONDITION with
-// Redis' words (PERMISSION_DENIED for NOPERM); a reply of another shape, INTERNAL.
+// Redis' words, PERMISSION_DENIED for NOPERM, UNAVAILABLE for a state that may pass (a node
+// loading, busy, out of memory, read-only, a slot between owners); a reply of another
+// shape, INTERNAL.
 absl::StatusOr<hub::DurablePublished> ParseDurablePublishReply(const redisReply& reply);
 absl::StatusOr<hub::HistoryPage> ParseHistoryReply(const redisReply& reply);
 

@@ -1,6 +1,8 @@
 // Durable channels on one real redis-server: the library's keys, offsets, epochs,
 // history, trimming, TTL, idempotency keys, the envelope, and the library's reload.
 
+#include <hiredis/hiredis.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
@@ -92,6 +94,49 @@ TEST(DurableKeysTest, AChannelWhoseTagWouldHoldABraceIsRefused) {
               absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(HistoryCommand(Query(channel)).status().code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// A reply as hiredis reads it from RESP `wire`.
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+std::unique_ptr<redisReply, ReplyFree> Read(const std::string& wire) {
+  redisReader* reader = redisReaderCreate();
+  redisReaderFeed(reader, wire.data(), wire.size());
+  void* reply = nullptr;
+  EXPECT_EQ(redisReaderGetReply(reader, &reply), REDIS_OK);
+  redisReaderFree(reader);
+  return std::unique_ptr<redisReply, ReplyFree>(static_cast<redisReply*>(reply));
+}
+
+TEST(DurableRepliesTest, RepliesAreReadAndErrorsClassified) {
+  absl::StatusOr<DurablePublished> published =
+      ParseDurablePublishReply(*Read("*4\r\n:7\r\n$3\r\nabc\r\n:2\r\n:0\r\n"));
+  ASSERT_TRUE(published.ok()) << published.status();
+  EXPECT_EQ(published->position.offset, 7u);
+  EXPECT_EQ(published->position.epoch, "abc");
+  EXPECT_EQ(published->receivers, 2);
+  EXPECT_FALSE(published->duplicate);
+
+  absl::StatusOr<HistoryPage> page =
+      ParseHistoryReply(*Read("*4\r\n$3\r\nabc\r\n:9\r\n:9\r\n$2\r\nhi\r\n"));
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->epoch, "abc");
+  EXPECT_EQ(page->top, 9u);
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->entries[0].offset, 9u);
+  EXPECT_EQ(page->entries[0].payload, "hi");
+
+  EXPECT_EQ(ParseDurablePublishReply(*Read("-NOPERM no\r\n")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ParseDurablePublishReply(*Read("-OOM full\r\n")).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ParseHistoryReply(*Read("-ERR Function not found\r\n")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(IsFunctionMissing("ERR Function not found"));
+  EXPECT_EQ(ParseDurablePublishReply(*Read(":1\r\n")).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseHistoryReply(*Read("*3\r\n$0\r\n\r\n:0\r\n:1\r\n")).status().code(),
+            absl::StatusCode::kInternal);
 }
 
 class DurableTest : public ::testing::Test {

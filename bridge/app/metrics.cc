@@ -91,6 +91,17 @@ std::string PrometheusText(const MetricsSnapshot& m) {
   Metric(&out, "bridge_slow_consumer_disconnects_total", "counter",
          "Subscribers closed for reading too slowly (--slow_consumer=disconnect).",
          {{"", m.hub.slow_consumers_disconnected}});
+  Metric(&out, "bridge_history_read_messages_total", "counter",
+         "Durable channels: messages read back from the history, by Bridge's recovery after "
+         "its own Redis outage (once per channel) or for subscribers that resumed.",
+         {{"{for=\"recovery\"}", m.hub.recovered_messages},
+          {"{for=\"resume\"}", m.hub.resumed_messages}});
+  Metric(&out, "bridge_resumes_total", "counter",
+         "Durable channels: subscriptions that resumed from a position.", {{"", m.hub.resumes}});
+  Metric(&out, "bridge_history_lost_total", "counter",
+         "Durable channels: recoveries and resumes that found the history no longer reaching "
+         "back (a history_lost gap).",
+         {{"", m.hub.history_lost}});
   return out;
 }
 

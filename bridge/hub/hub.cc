@@ -643,7 +643,10 @@ void Hub::OnRecoveryRead(const Topic& topic, uint64_t id, absl::StatusOr<Recover
                  result.status().ToString());
       push_control(Event::Gap(topic, kGapRedisReconnect, 0));
     } else {
-      if (result->lost) push_control(Event::Gap(topic, kGapHistoryLost, result->lost_count));
+      if (result->lost) {
+        history_lost_.fetch_add(1, std::memory_order_relaxed);
+        push_control(Event::Gap(topic, kGapHistoryLost, result->lost_count));
+      }
       for (auto& e : result->page.entries) {
         StreamPosition pos{e.offset, result->page.epoch};
         if (pos.epoch == t->delivered.epoch && pos.offset <= t->delivered.offset) continue;
@@ -662,6 +665,7 @@ void Hub::OnRecoveryRead(const Topic& topic, uint64_t id, absl::StatusOr<Recover
     SetOwesGap(t, false);
     StartResumes(t, &fx);
   }
+  recovered_messages_.fetch_add(recovered, std::memory_order_relaxed);
   BRIDGE_LOG(Info, "recovered %d messages of %s from its history", recovered, topic.name);
   Apply(std::move(fx));
 }
@@ -679,6 +683,7 @@ void Hub::OnResumeRead(const Topic& topic, const StreamPosition& since,
   } else {
     if (result->lost) gap = Event::Gap(topic, kGapHistoryLost, result->lost_count);
     if (result->page.epoch != since.epoch) after = StreamPosition{0, result->page.epoch};
+    resumed_messages_.fetch_add(result->page.entries.size(), std::memory_order_relaxed);
     messages.reserve(result->page.entries.size());
     for (auto& e : result->page.entries) {
       messages.push_back(
@@ -686,6 +691,8 @@ void Hub::OnResumeRead(const Topic& topic, const StreamPosition& since,
                                           StreamPosition{e.offset, result->page.epoch}, true));
     }
   }
+  if (gap) history_lost_.fetch_add(1, std::memory_order_relaxed);
+  resumes_.fetch_add(resumers.size(), std::memory_order_relaxed);
   std::vector<std::shared_ptr<Sink>> notify;
   for (const auto& s : resumers) {
     AddNotify(s->EndResume(topic, gap ? &*gap : nullptr, messages, after), &notify);
@@ -725,6 +732,10 @@ HubStats Hub::Stats() const {
   stats.deliveries = deliveries_.load(std::memory_order_relaxed);
   stats.dropped = totals_.dropped.load(std::memory_order_relaxed);
   stats.slow_consumers_disconnected = totals_.disconnected.load(std::memory_order_relaxed);
+  stats.recovered_messages = recovered_messages_.load(std::memory_order_relaxed);
+  stats.resumed_messages = resumed_messages_.load(std::memory_order_relaxed);
+  stats.resumes = resumes_.load(std::memory_order_relaxed);
+  stats.history_lost = history_lost_.load(std::memory_order_relaxed);
   return stats;
 }
 

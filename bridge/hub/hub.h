@@ -83,6 +83,13 @@ struct HubStats {
   // Since start: messages slow consumers lost, and slow consumers disconnected.
   uint64_t dropped = 0;
   uint64_t slow_consumers_disconnected = 0;
+  // Durable channels, since start: messages read back from the history by Bridge's own
+  // recoveries (once per channel) and for resuming subscribers (once per read); resumes
+  // served; reads that found the history no longer reaching back (history_lost gaps).
+  uint64_t recovered_messages = 0;
+  uint64_t resumed_messages = 0;
+  uint64_t resumes = 0;
+  uint64_t history_lost = 0;
 };
 
 // Channels and patterns -> subscribers. Holds one upstream subscription per topic,
@@ -313,6 +320,11 @@ class Hub : public UpstreamListener {
   std::atomic<const TopicState*> fanout_topic_{nullptr};
   // Numbers recoveries.
   uint64_t last_recovery_ ABSL_GUARDED_BY(mu_) = 0;
+  // HubStats' durable-channel counters.
+  std::atomic<uint64_t> recovered_messages_{0};
+  std::atomic<uint64_t> resumed_messages_{0};
+  std::atomic<uint64_t> resumes_{0};
+  std::atomic<uint64_t> history_lost_{0};
   // Subscribers pushed to by fan-outs, for HubStats; written by the fan-out alone.
   std::atomic<uint64_t> deliveries_{0};
   SubscriberTotals totals_;

@@ -126,6 +126,11 @@ TEST_F(DurableBridgeTest, KillingTheSubscriberConnectionTenTimesLosesAndRepeatsN
   publisher.join();
   const int total = published.load();
   ASSERT_GT(total, 200);
+  const std::string metrics = app->MetricsText();
+  EXPECT_EQ(metrics.find("bridge_history_read_messages_total{for=\"recovery\"} 0\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("bridge_history_lost_total 0\n"), std::string::npos) << metrics;
   for (auto& reader : readers) {
     ASSERT_TRUE(WaitFor([&] { return CountMessages(*reader) >= static_cast<size_t>(total); },
                         absl::Seconds(30)))
@@ -176,6 +181,7 @@ TEST_F(DurableBridgeTest, AClientResumesOnAnotherBridgeWithExactlyWhatItMissed) 
   // The first 500 at least came from the history.
   EXPECT_TRUE(got[0].recovered());
   EXPECT_TRUE(got[499].recovered());
+  EXPECT_NE(second->MetricsText().find("bridge_resumes_total 1\n"), std::string::npos);
 }
 
 TEST_F(DurableBridgeTest, AResumeOlderThanTheHistoryGetsAHistoryLostGap) {

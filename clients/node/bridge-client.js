@@ -99,7 +99,7 @@ class Positions {
     for (const c of channels) {
       if (this.byChannel.has(c)) resume[c] = this.byChannel.get(c);
     }
-    return { channels: channels.filter((c) => !(c in resume)), patterns, resume };
+    return { channels: channels.filter((c) => !Object.hasOwn(resume, c)), patterns, resume };
   }
 }
 
@@ -136,7 +136,7 @@ function subscribe(client, channels, patterns) {
         const key = `${s.target} ${s[s.target]}`;
         // A resumed channel loses nothing: the server recovers what it missed, or says
         // with a history_lost gap what it cannot.
-        const resumed = s.target === 'channel' && s.channel in request.resume;
+        const resumed = s.target === 'channel' && Object.hasOwn(request.resume, s.channel);
         if (confirmed.has(key) && !resumed) console.log(`gap ${key}: bridge_reconnect`);
         confirmed.add(key);
       } else if (event.kind === 'message') {

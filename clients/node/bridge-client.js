@@ -95,7 +95,7 @@ class Positions {
   // The request of a new stream: each channel with a position is resumed (a resume key
   // is subscribed too), the others subscribed.
   request(channels, patterns) {
-    const resume = {};
+    const resume = Object.create(null); // a channel may be called "__proto__"
     for (const c of channels) {
       if (this.byChannel.has(c)) resume[c] = this.byChannel.get(c);
     }

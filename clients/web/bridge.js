@@ -164,7 +164,7 @@ export class Bridge {
       const frame = { op: "history", channel, id };
       if (limit) frame.limit = limit;
       if (since) frame.since = { offset: Number(since.offset), epoch: since.epoch };
-      const pending = { id, resolve, reject, settled: false };
+      const pending = { resolve, reject, settled: false };
       pending.timer = setTimeout(() => {
         // Stays in the list, as a publish does: the late answer is still this one's.
         pending.settled = true;
@@ -294,8 +294,9 @@ export class Bridge {
     this._failedOpens = 0;
     this._setState(OPEN);
     // Durable channels with a position resume from it (a resume key is subscribed too):
-    // the server sends what they missed first. The others start from now.
-    const resume = {};
+    // the server sends what they missed first. The others start from now. (No prototype:
+    // a channel may be called "__proto__".)
+    const resume = Object.create(null);
     const channels = [];
     for (const channel of this._channels.keys()) {
       const position = this._positions.get(channel);

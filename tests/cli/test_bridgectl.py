@@ -300,11 +300,15 @@ def durable(args):
             return seen
 
         # The subscriber's bridge dies; what is published meanwhile (on the replica) comes
-        # once each, recovered, from the replica the subscriber reconnects to.
+        # once each, recovered, from the replica the subscriber reconnects to. The
+        # subscriber is stopped meanwhile, so that it cannot reconnect before the last of
+        # them: each one is then certain to be recovered rather than live.
+        sub.signal(signal.SIGSTOP)
         stack.bridge.stop()
         for i in (5, 6, 7):
             publish(replica_addr, "orders", f"o{i}")
         publish(replica_addr, "news", "lost")
+        sub.signal(signal.SIGCONT)
         seen = resumed(sub, events, replica_addr, [5, 6, 7], 8)
         check({"op": "gap", "channel": "news", "reason": "bridge_reconnect", "dropped": 0}
               in seen, "the plain channel's bridge_reconnect gap", sub.transcript())

@@ -219,7 +219,8 @@ def durable(args):
     them (a plain channel's lines stay as they were), history reads them back, and a
     subscribe --reconnect whose bridge goes away resumes where it was, on another replica
     and on the same bridge restarted: the messages published meanwhile come once each, in
-    offset order, marked recovered, with no gap for the durable channel."""
+    offset order, marked recovered, with no gap for the durable channel; and after the
+    history was lost, a history_lost gap, then the new epoch."""
     stack = Stack(args.bridge, args.bridgectl, [HISTORY_FLAG])
     replica = None
     try:
@@ -343,9 +344,37 @@ def durable(args):
             e = events()
             check(e["op"] == "message" and e["offset"] == i and e["data"] == f"o{i}" and
                   not e.get("recovered"), f"o{i} live on the replica", e, sub.transcript())
-        for p in (sub, one):
-            p.signal(signal.SIGINT)
-            p.expect_exit(0)
+        sub.signal(signal.SIGINT)
+        sub.expect_exit(0)
+
+        # The history lost while the bridge is down (as a Redis restarted without
+        # persistence would lose it): the resume from the old epoch gets history_lost,
+        # then the new epoch's messages, and the next resume goes on in the new epoch.
+        def restart_meanwhile(*messages):
+            stack.stop_bridge()
+            one.expect(r"reconnecting in", stream="stderr")
+            return [publish(replica_addr, "orders", m) for m in messages]
+
+        lost_at = len(one.lines["stdout"])
+        code, out, err = run(["redis-cli", "-p", stack.redis.port, "FLUSHALL"])
+        check(code == 0 and out.strip() == "OK", "FLUSHALL", code, out, err)
+        out = restart_meanwhile("n1")[0]
+        m = re.fullmatch(r"published to orders: \d+ receivers? \(offset=1 epoch=(\S+)\)", out)
+        check(m is not None and m.group(1) != epoch, "a new epoch after FLUSHALL", out)
+        epoch2 = m.group(1)
+        stack.start_bridge()
+        one.expect(r"^orders offset=1 .* recovered: n1$", timeout=30)
+        restart_meanwhile("n2")
+        stack.start_bridge()
+        one.expect(r"^orders offset=2 .* recovered: n2$", timeout=30)
+        lines = [l for l in one.lines["stdout"][lost_at:] if "orders" in l]
+        check(lines == ["subscribed channel orders", "gap channel orders: history_lost",
+                        f"orders offset=1 epoch={epoch2} recovered: n1",
+                        "subscribed channel orders",
+                        f"orders offset=2 epoch={epoch2} recovered: n2"],
+              "resumes across a lost history", one.transcript())
+        one.signal(signal.SIGINT)
+        one.expect_exit(0)
     except TestFailure as e:
         raise TestFailure(f"{e}\n{stack.bridge.transcript() if stack.bridge else ''}"
                           f"\n{replica.transcript() if replica else ''}") from None

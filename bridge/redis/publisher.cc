@@ -54,6 +54,7 @@ void Publisher::Start() {
         // Sent first on the connection, so that it runs before any FCALL sent after.
         self->LoadLibrary(self->reconnector_->context());
         self->ready_.store(true, std::memory_order_release);
+        self->ReleaseWaitingReads(absl::OkStatus());
       },
       // Pending commands were answered by their callbacks as the context went.
       [self = shared_from_this()](const absl::Status&) {
@@ -71,8 +72,39 @@ void Publisher::Stop() {
   for (auto& [id, command] : pending) {
     command.done(absl::UnavailableError("redis upstream shutting down"));
   }
+  ReleaseWaitingReads(absl::UnavailableError("redis upstream shutting down"));
   reconnector_->Stop();
   ready_.store(false, std::memory_order_release);
+}
+
+void Publisher::WaitForReady(hub::HistoryQuery query, hub::Upstream::HistoryCallback done) {
+  if (stopped_) return done(absl::UnavailableError("redis upstream shutting down"));
+  if (ready_.load(std::memory_order_acquire)) return ReadHistory(std::move(query), std::move(done));
+  const uint64_t id = ++last_publish_id_;
+  auto timer = std::make_unique<boost::asio::steady_timer>(strand_);
+  timer->expires_after(absl::ToChronoNanoseconds(options_.publish_timeout));
+  timer->async_wait([self = shared_from_this(), id](const boost::system::error_code& ec) {
+    if (ec) return;  // released or stopped
+    auto it = self->waiting_reads_.find(id);
+    if (it == self->waiting_reads_.end()) return;
+    WaitingRead read = std::move(it->second);
+    self->waiting_reads_.erase(it);
+    read.done(absl::UnavailableError("redis publish connection is down"));
+  });
+  waiting_reads_.emplace(id, WaitingRead{std::move(query), std::move(done), std::move(timer)});
+}
+
+void Publisher::ReleaseWaitingReads(const absl::Status& why) {
+  auto waiting = std::move(waiting_reads_);
+  waiting_reads_.clear();
+  for (auto& [id, read] : waiting) {
+    read.timer->cancel();
+    if (!why.ok()) {
+      read.done(why);
+    } else {
+      ReadHistory(std::move(read.query), std::move(read.done));
+    }
+  }
 }
 
 void Publisher::Publish(std::string channel, std::string payload, std::string key,
@@ -130,6 +162,13 @@ void Publisher::PublishDurable(hub::DurablePublish request,
 }
 
 void Publisher::ReadHistory(hub::HistoryQuery query, hub::Upstream::HistoryCallback done) {
+  if (!ready_.load(std::memory_order_acquire) && !stopping_.load(std::memory_order_acquire)) {
+    // Unlike a publish, which its client retries, a read waits a little for the connection.
+    return boost::asio::post(strand_, [self = shared_from_this(), query = std::move(query),
+                                       done = std::move(done)]() mutable {
+      self->WaitForReady(std::move(query), std::move(done));
+    });
+  }
   const size_t bytes = query.channel.size();
   absl::StatusOr<std::vector<std::string>> argv = HistoryCommand(query);
   if (!argv.ok()) return done(argv.status());

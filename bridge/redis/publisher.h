@@ -34,7 +34,9 @@ namespace bridge::redis {
 // keep queueing behind. Reconnects through its Reconnector, and loads the durable
 // channels' library on each new connection before it is marked ready (a Redis restarted
 // without persistence has lost it); an FCALL answered "Function not found" (a FUNCTION
-// FLUSH since) loads it and is sent again, once, within the same timeout.
+// FLUSH since) loads it and is sent again, once, within the same timeout. While the
+// connection is down a publish fails at once (its client retries), but a history read
+// waits for the connection, the publish timeout at most.
 //
 // Owned by RedisUpstream and shared with its own queued handlers. Publish, ready and the
 // counters are safe from any thread; Start and Stop run on the strand. Every publish is
@@ -89,6 +91,13 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
     std::vector<std::string> fcall;
   };
 
+  // A history read made while the connection was down, waiting for it.
+  struct WaitingRead {
+    hub::HistoryQuery query;
+    hub::Upstream::HistoryCallback done;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+
   // What a command's hiredis callback needs; freed by that callback, which hiredis calls
   // exactly once (with a null reply if the context goes first).
   struct PublishCall {
@@ -106,6 +115,10 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   // FUNCTION LOAD REPLACE of the durable channels' library; commands sent after it run
   // after it (one connection, in order). A failure is logged, and the FCALLs fail.
   void LoadLibrary(redisAsyncContext* context);
+  // Strand: keeps a read for the next ready connection, for publish_timeout at most.
+  void WaitForReady(hub::HistoryQuery query, hub::Upstream::HistoryCallback done);
+  // Strand: sends (or, `why` not OK, fails) every waiting read.
+  void ReleaseWaitingReads(const absl::Status& why);
   static void OnLibraryLoaded(redisAsyncContext* context, void* reply, void* privdata);
   static void OnReply(redisAsyncContext* context, void* reply, void* privdata);
   void OnReplied(uint64_t id, const redisReply* reply);
@@ -123,6 +136,9 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   bool stopped_ = false;
   uint64_t last_publish_id_ = 0;
   absl::flat_hash_map<uint64_t, PendingCommand> pending_;
+  // History reads waiting for the connection: the hub's recovery after an outage reads as
+  // soon as the subscriber connection is back, which may be before this one is.
+  absl::flat_hash_map<uint64_t, WaitingRead> waiting_reads_;
 
   // Read from any thread for Publish's fast failure.
   std::atomic<bool> ready_{false};

@@ -403,6 +403,25 @@ TEST_F(DurableTest, ARedisRestartedWithoutPersistenceGivesANewEpoch) {
   EXPECT_NE(after->position.epoch, before->position.epoch);
 }
 
+// The hub's recovery reads as soon as the subscriber connection is back, which may be
+// before the publish connection: a read waits for it (publish_timeout at most), where a
+// publish fails at once.
+TEST_F(DurableTest, AHistoryReadWaitsForThePublishConnection) {
+  RedisServer server;
+  Connect(server);
+  ASSERT_TRUE(Publish("news", "1").ok());
+  server.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !upstream_->connected(); }, kDurableWait));
+  EXPECT_EQ(Publish("news", "2").status().code(), absl::StatusCode::kUnavailable);
+  Answer<HistoryPage> read;
+  upstream_->ReadHistory(Query("news"), read.Callback());
+  server.Start();  // no persistence: the history is gone, but the read is answered
+  absl::StatusOr<HistoryPage> page = read.Await();
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(read.calls(), 1);
+}
+
 TEST_F(DurableTest, AFrozenRedisTimesDurableCallsOutAndTheConnectionIsMadeAnew) {
   RedisServer server;
   Connect(server, absl::Milliseconds(300));

@@ -258,7 +258,7 @@ def durable(args):
                          {"offset": 3, "epoch": epoch, "data": "o3"}],
             "history_lost": False, "lost": 0}, "history --since --json", code, out, err)
         code, out, err = stack.ctl("history", "orders", "--since", "1", "--epoch", "gone")
-        check(code == 0 and f"gap channel orders: history_lost" in out.splitlines()[1:2] and
+        check(code == 0 and "gap channel orders: history_lost" in out.splitlines()[1:2] and
               out.splitlines()[2] == f"orders offset=1 epoch={epoch}: o1",
               "history from another epoch: history_lost, then from the oldest kept",
               code, out, err)

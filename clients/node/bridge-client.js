@@ -225,4 +225,6 @@ function main(argv) {
   }
 }
 
-main(process.argv.slice(2));
+if (require.main === module) main(process.argv.slice(2));
+// For tests, and for copying into a service.
+module.exports = { Positions, describe };

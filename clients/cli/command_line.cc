@@ -16,6 +16,7 @@ constexpr char kUsage[] = R"(bridgectl: command-line client of Bridge (Redis pub
 Usage:
   bridgectl subscribe CHANNEL... [--pattern PATTERN]... [--reconnect] [--count N]
   bridgectl publish CHANNEL [MESSAGE] [--key KEY]   (MESSAGE from standard input if absent)
+  bridgectl history CHANNEL [--limit N] [--since OFFSET --epoch EPOCH]
   bridgectl health [--service NAME] [--wait | --watch]
   bridgectl --help
 
@@ -23,7 +24,9 @@ Commands:
   subscribe   Streams the messages of the channels and glob patterns (Redis PSUBSCRIBE
               syntax), one line per event, until Ctrl-C or SIGTERM (exit status 0).
   publish     Publishes one message (Redis PUBLISH) and prints how many Redis clients
-              received it.
+              received it; on a durable channel also its offset and epoch.
+  history     Prints the kept history of a durable channel (a channel the server runs
+              with --history for): the latest messages, or those after a position.
   health      Asks the gRPC health service; exit status 0 only when SERVING, i.e. when
               Bridge is connected to Redis.
 
@@ -35,7 +38,8 @@ Options (any command):
                       answers UNAUTHENTICATED; for a channel the token does not allow,
                       PERMISSION_DENIED.
   --json              One JSON object per line, for jq and scripts.
-  --timeout DURATION  Deadline of publish and health, e.g. 500ms, 5s, 1m (default 10s).
+  --timeout DURATION  Deadline of publish, history and health, e.g. 500ms, 5s, 1m
+                      (default 10s).
   -h, --help          This text.
   --                  Ends the options: for a CHANNEL or MESSAGE that begins with '-'.
 
@@ -45,15 +49,24 @@ publish:
              again, and prints "already published". Retrying with the same key after a
              DEADLINE_EXCEEDED or UNAVAILABLE delivers the message once.
 
+history:
+  --limit N              At most N messages (default: the server's limit).
+  --since OFFSET         The messages after OFFSET of --epoch EPOCH (both or neither), as
+  --epoch EPOCH          a resume would recover them; without them, the latest ones. When
+                         the history no longer reaches back that far, or its epoch
+                         changed, a history_lost gap says how many are gone.
+
 subscribe:
   -p, --pattern PATTERN  Also subscribe to a pattern (repeatable).
   --reconnect            Wait for the server when it is not there (yet), and on a lost
                          stream (server gone, restarting) reconnect with exponential
                          backoff (250ms doubling up to 5s, with jitter) and resubscribe.
-                         Each channel or pattern that was live gets a gap event, reason
-                         "bridge_reconnect". Errors about the request itself
-                         (INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, ...) still
-                         end it with exit status 1.
+                         A durable channel of which a message came resumes after the last
+                         one (the missed messages come first, marked "recovered"), on the
+                         same server or another replica; every other channel or pattern
+                         that was live gets a gap event, reason "bridge_reconnect". Errors
+                         about the request itself (INVALID_ARGUMENT, UNAUTHENTICATED,
+                         PERMISSION_DENIED, ...) still end it with exit status 1.
   --count N              Exit 0 after N messages.
 
 health:
@@ -68,6 +81,9 @@ Output (subscribe), one line per event:
   news #1: hello                            {"op":"message","channel":"news","seq":1,"data":"hello"}
   news.eu (news.*) #3: hi                   {"op":"message","channel":"news.eu","pattern":"news.*","seq":3,"data":"hi"}
   gap channel news: slow_consumer, 2 dropped {"op":"gap","channel":"news","reason":"slow_consumer","dropped":2}
+  orders #4 offset=17 epoch=1733-0: paid    {"op":"message","channel":"orders","seq":4,"offset":17,"epoch":"1733-0","data":"paid"}
+  orders offset=15 epoch=1733-0 recovered: new
+                                            {"op":"message","channel":"orders","seq":0,"offset":15,"epoch":"1733-0","recovered":true,"data":"new"}
 In human form, control characters are escaped (\n, \t, \xNN) and a payload that is not
 UTF-8 is printed hex-escaped; in JSON it comes as "data_b64" (base64) instead of "data".
 
@@ -178,6 +194,25 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, c
         return UsageError("--key must be 1 to 256 bytes");
       }
       o.key = *v;
+    } else if (name == "--limit") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      if (!absl::SimpleAtoi(*v, &o.limit)) {
+        return UsageError(absl::StrCat("--limit: not a count: '", *v, "'"));
+      }
+    } else if (name == "--since") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      uint64_t offset = 0;
+      if (!absl::SimpleAtoi(*v, &offset)) {
+        return UsageError(absl::StrCat("--since: not an offset: '", *v, "'"));
+      }
+      o.since_offset = offset;
+    } else if (name == "--epoch") {
+      absl::StatusOr<std::string> v = value();
+      if (!v.ok()) return v.status();
+      if (v->empty()) return UsageError("--epoch must not be empty");
+      o.since_epoch = *v;
     } else if (name == "--service") {
       absl::StatusOr<std::string> v = value();
       if (!v.ok()) return v.status();
@@ -231,6 +266,13 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, c
     }
     o.channel = positional[0];
     if (positional.size() == 2) o.message = positional[1];
+  } else if (command == "history") {
+    o.command = Command::kHistory;
+    if (positional.size() != 1) return UsageError("history takes one CHANNEL");
+    o.channel = positional[0];
+    if (o.since_offset.has_value() != !o.since_epoch.empty()) {
+      return UsageError("--since and --epoch go together");
+    }
   } else if (command == "health") {
     o.command = Command::kHealth;
     if (!positional.empty()) return UsageError("health takes no arguments");
@@ -244,6 +286,9 @@ absl::StatusOr<Options> ParseCommandLine(const std::vector<std::string>& args, c
                          only_for(o.reconnect, "--reconnect", Command::kSubscribe),
                          only_for(o.count != 0, "--count", Command::kSubscribe),
                          only_for(!o.key.empty(), "--key", Command::kPublish),
+                         only_for(o.limit != 0, "--limit", Command::kHistory),
+                         only_for(o.since_offset.has_value(), "--since", Command::kHistory),
+                         only_for(!o.since_epoch.empty(), "--epoch", Command::kHistory),
                          only_for(!o.service.empty(), "--service", Command::kHealth),
                          only_for(o.wait, "--wait", Command::kHealth),
                          only_for(o.watch, "--watch", Command::kHealth)}) {

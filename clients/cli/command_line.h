@@ -1,6 +1,7 @@
 #ifndef BRIDGE_CLIENTS_CLI_COMMAND_LINE_H_
 #define BRIDGE_CLIENTS_CLI_COMMAND_LINE_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,7 +11,7 @@
 
 namespace bridgectl {
 
-enum class Command { kHelp, kSubscribe, kPublish, kHealth };
+enum class Command { kHelp, kSubscribe, kPublish, kHistory, kHealth };
 
 // Everything bridgectl was asked to do, parsed from argv and the environment.
 struct Options {
@@ -31,11 +32,18 @@ struct Options {
   // Exit 0 after this many messages (0: never).
   long long count = 0;
 
-  // publish: the message, or nullopt to read it from standard input.
+  // publish and history: the channel.
   std::string channel;
+  // publish: the message, or nullopt to read it from standard input.
   std::optional<std::string> message;
   // The publish's idempotency key; empty for none.
   std::string key;
+
+  // history: at most this many messages (0: the server's limit), the latest ones, or
+  // with `since_offset` those after that offset of epoch `since_epoch`.
+  uint32_t limit = 0;
+  std::optional<uint64_t> since_offset;
+  std::string since_epoch;
 
   // health
   std::string service;

@@ -1,6 +1,7 @@
 #include "clients/cli/event_formatter.h"
 
 #include <cstddef>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -50,6 +51,25 @@ std::string Target(absl::string_view channel, absl::string_view pattern) {
 // Channel names are bytes too: one that is not UTF-8 shows with U+FFFD rather than throw.
 std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A message with the keys of the WebSocket protocol's "message" frame ("seq" left out of
+// a history answer's messages, as the protocol does).
+nlohmann::json MessageJson(const bridge::v1::Message& m, bool with_seq) {
+  nlohmann::json j = {{"op", "message"}, {"channel", m.channel()}};
+  if (!m.pattern().empty()) j["pattern"] = m.pattern();
+  if (with_seq) j["seq"] = m.seq();
+  if (m.offset() != 0) {
+    j["offset"] = m.offset();
+    j["epoch"] = m.epoch();
+    if (m.recovered()) j["recovered"] = true;
+  }
+  if (EventFormatter::IsUtf8(m.payload())) {
+    j["data"] = m.payload();
+  } else {
+    j["data_b64"] = absl::Base64Escape(m.payload());
+  }
+  return j;
 }
 
 }  // namespace
@@ -115,20 +135,16 @@ std::string EventFormatter::Format(const Event& event) const {
     }
     case Event::kMessage: {
       const auto& m = event.message();
-      if (json_) {
-        json j = {{"op", "message"}, {"channel", m.channel()}};
-        if (!m.pattern().empty()) j["pattern"] = m.pattern();
-        j["seq"] = m.seq();
-        if (IsUtf8(m.payload())) {
-          j["data"] = m.payload();
-        } else {
-          j["data_b64"] = absl::Base64Escape(m.payload());
-        }
-        return Dump(j);
-      }
+      if (json_) return Dump(MessageJson(m, /*with_seq=*/true));
       std::string line = Printable(m.channel());
       if (!m.pattern().empty()) absl::StrAppend(&line, " (", Printable(m.pattern()), ")");
-      absl::StrAppend(&line, " #", m.seq(), ": ", Printable(m.payload()));
+      // A message recovered by a resume has no seq (0): it was not delivered by this stream.
+      if (m.offset() == 0 || m.seq() != 0) absl::StrAppend(&line, " #", m.seq());
+      if (m.offset() != 0) {
+        absl::StrAppend(&line, " offset=", m.offset(), " epoch=", Printable(m.epoch()));
+        if (m.recovered()) absl::StrAppend(&line, " recovered");
+      }
+      absl::StrAppend(&line, ": ", Printable(m.payload()));
       return line;
     }
     case Event::kGap: {
@@ -157,20 +173,78 @@ std::string EventFormatter::Format(const Event& event) const {
   return "unknown event (bridgectl is older than the server)";
 }
 
-std::string EventFormatter::Published(absl::string_view channel, int64_t receivers,
-                                      bool duplicate) const {
+std::string EventFormatter::Published(absl::string_view channel,
+                                      const bridge::v1::PublishResponse& response) const {
   if (json_) {
-    nlohmann::json json{
-        {"op", "published"}, {"channel", std::string(channel)}, {"receivers", receivers}};
-    if (duplicate) json["duplicate"] = true;
+    nlohmann::json json{{"op", "published"},
+                        {"channel", std::string(channel)},
+                        {"receivers", response.receivers()}};
+    if (response.duplicate()) json["duplicate"] = true;
+    if (response.offset() != 0) {
+      json["offset"] = response.offset();
+      json["epoch"] = response.epoch();
+    }
     return Dump(json);
   }
-  if (duplicate) {
-    return absl::StrCat("already published to ", Printable(channel),
-                        " with this key: not sent again");
+  std::string line;
+  if (response.duplicate()) {
+    line =
+        absl::StrCat("already published to ", Printable(channel), " with this key: not sent again");
+  } else {
+    line = absl::StrCat("published to ", Printable(channel), ": ", response.receivers(),
+                        response.receivers() == 1 ? " receiver" : " receivers");
   }
-  return absl::StrCat("published to ", Printable(channel), ": ", receivers,
-                      receivers == 1 ? " receiver" : " receivers");
+  if (response.offset() != 0) {
+    absl::StrAppend(&line, " (offset=", response.offset(), " epoch=", Printable(response.epoch()),
+                    ")");
+  }
+  return line;
+}
+
+std::string EventFormatter::History(absl::string_view channel,
+                                    const bridge::v1::HistoryResponse& response) const {
+  if (json_) {
+    nlohmann::json messages = nlohmann::json::array();
+    for (const bridge::v1::Message& m : response.messages()) {
+      nlohmann::json j = MessageJson(m, /*with_seq=*/false);
+      // The frame's messages are its elements, not frames of their own: no op, no channel.
+      j.erase("op");
+      j.erase("channel");
+      j.erase("recovered");
+      messages.push_back(std::move(j));
+    }
+    return Dump(nlohmann::json{{"op", "history"},
+                               {"channel", std::string(channel)},
+                               {"epoch", response.epoch()},
+                               {"offset", response.offset()},
+                               {"messages", std::move(messages)},
+                               {"history_lost", response.history_lost()},
+                               {"lost", response.lost()}});
+  }
+  std::string text = absl::StrCat("history of ", Printable(channel), ": ");
+  if (response.epoch().empty()) {
+    absl::StrAppend(&text, "empty");
+  } else {
+    absl::StrAppend(&text, "epoch ", Printable(response.epoch()), ", latest offset ",
+                    response.offset(), ", ", response.messages_size(),
+                    response.messages_size() == 1 ? " message" : " messages");
+  }
+  if (response.history_lost()) {
+    Event gap;
+    gap.mutable_gap()->set_channel(std::string(channel));
+    gap.mutable_gap()->set_reason("history_lost");
+    gap.mutable_gap()->set_dropped(response.lost());
+    absl::StrAppend(&text, "\n", Format(gap));
+  }
+  for (const bridge::v1::Message& m : response.messages()) {
+    Event event;
+    *event.mutable_message() = m;
+    // Every message of a history is recovered; saying so on each line adds nothing.
+    event.mutable_message()->set_recovered(false);
+    if (m.channel().empty()) event.mutable_message()->set_channel(std::string(channel));
+    absl::StrAppend(&text, "\n", Format(event));
+  }
+  return text;
 }
 
 std::string EventFormatter::Health(absl::string_view service, absl::string_view status) const {

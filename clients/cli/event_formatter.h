@@ -16,9 +16,17 @@ class EventFormatter {
  public:
   explicit EventFormatter(bool json) : json_(json) {}
 
+  // A durable channel's message shows its offset and epoch, and whether it was recovered
+  // from the history; other messages look as they always did.
   std::string Format(const bridge::v1::Event& event) const;
-  // `duplicate`: the publish's idempotency key was published already, nothing was sent.
-  std::string Published(absl::string_view channel, int64_t receivers, bool duplicate = false) const;
+  // The answer to a publish: the receivers, whether the idempotency key was published
+  // already (nothing was sent), and for a durable channel the message's offset and epoch.
+  std::string Published(absl::string_view channel,
+                        const bridge::v1::PublishResponse& response) const;
+  // The answer to History: in human form a summary line, a gap line when the history no
+  // longer reaches back to `since`, then one line per message; in JSON one object, the
+  // WebSocket protocol's "history" frame.
+  std::string History(absl::string_view channel, const bridge::v1::HistoryResponse& response) const;
   std::string Health(absl::string_view service, absl::string_view status) const;
 
   // Escapes a payload for one terminal line: UTF-8 text stays as it is except control

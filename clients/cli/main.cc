@@ -10,6 +10,7 @@
 #include "clients/cli/command_line.h"
 #include "clients/cli/connection.h"
 #include "clients/cli/health_command.h"
+#include "clients/cli/history_command.h"
 #include "clients/cli/publish_command.h"
 #include "clients/cli/stop_signal.h"
 #include "clients/cli/subscribe_command.h"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
       return bridgectl::RunSubscribe(*options, stop, std::cout, std::cerr);
     case bridgectl::Command::kPublish:
       return bridgectl::RunPublish(*options, stop, STDIN_FILENO, std::cout, std::cerr);
+    case bridgectl::Command::kHistory:
+      return bridgectl::RunHistory(*options, stop, std::cout, std::cerr);
     case bridgectl::Command::kHealth:
       return bridgectl::RunHealth(*options, stop, std::cout, std::cerr);
   }

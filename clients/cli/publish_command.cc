@@ -93,9 +93,7 @@ int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream
     ReportCallError(status, options.token, err);
     return kExitError;
   }
-  out << EventFormatter(options.json)
-             .Published(options.channel, response.receivers(), response.duplicate())
-      << '\n';
+  out << EventFormatter(options.json).Published(options.channel, response) << '\n';
   return kExitOk;
 }
 

@@ -11,6 +11,7 @@
 #include "clients/cli/backoff.h"
 #include "clients/cli/connection.h"
 #include "clients/cli/event_formatter.h"
+#include "clients/cli/resume_positions.h"
 #include "grpcpp/client_context.h"
 
 namespace bridgectl {
@@ -69,9 +70,8 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
   const EventFormatter formatter(options.json);
   std::unique_ptr<bridge::v1::Bridge::Stub> stub =
       bridge::v1::Bridge::NewStub(ConnectToBridge(options.addr));
-  bridge::v1::SubscribeRequest request;
-  for (const std::string& c : options.channels) request.add_channels(c);
-  for (const std::string& p : options.patterns) request.add_patterns(p);
+  // Where each durable channel's stream left off: what a new stream asks to resume.
+  ResumePositions positions;
 
   // Capped low: bridgectl is mostly watched by a person, who wants it back soon after the
   // server is (a fleet of services would rather cap higher, as the examples do).
@@ -91,6 +91,8 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
     // Every stream, the reconnected ones too.
     AddAuthorization(options.token, &context);
     stop.SetCall(&context);
+    const bridge::v1::SubscribeRequest request =
+        positions.Request(options.channels, options.patterns);
     std::set<std::string> confirmed;
     bool enough = false;
     bool any_event = false;
@@ -101,13 +103,19 @@ int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, st
       if (event.has_subscribed()) {
         backoff.Reset();
         std::string key = TargetKey(event.subscribed());
-        if (confirmed_before.contains(key)) {
+        // A resumed channel loses nothing: the server recovers what it missed, or says
+        // with a history_lost gap what it cannot.
+        if (confirmed_before.contains(key) &&
+            !request.resume().contains(event.subscribed().channel())) {
           out << formatter.Format(ReconnectGap(event.subscribed())) << '\n';
         }
         confirmed.insert(std::move(key));
-      } else if (event.has_message() && options.count > 0 && ++messages >= options.count) {
-        enough = true;
-        context.TryCancel();
+      } else if (event.has_message()) {
+        positions.Observe(event.message());
+        if (options.count > 0 && ++messages >= options.count) {
+          enough = true;
+          context.TryCancel();
+        }
       }
       return !enough;
     };

@@ -12,7 +12,8 @@ namespace bridgectl {
 // `bridgectl subscribe`: prints every event of a SubscribeBatched stream (of a Subscribe
 // stream when the server has no SubscribeBatched), one line each, to `out` (flushed per
 // batch, for pipes); with --reconnect, opens a new stream with backoff whenever one is
-// lost for a reason that may pass. Returns the exit status.
+// lost for a reason that may pass, resuming each durable channel after the last message
+// it printed of it. Returns the exit status.
 int RunSubscribe(const Options& options, StopSignal& stop, std::ostream& out, std::ostream& err);
 
 // Whether a SubscribeBatched call that ended with `status` asks for Subscribe instead:

@@ -9,7 +9,8 @@
 // `authorization: Bearer <token>` with every call, for a Bridge with an access file.
 // The subscriber calls SubscribeBatched (Subscribe when the server answers UNIMPLEMENTED:
 // a Bridge older than the method), prints one line per event, in bridgectl's human form,
-// reconnects with backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+// reconnects with backoff when the stream is lost (resuming each durable channel after the
+// last message it printed of it), and exits 0 on Ctrl-C or SIGTERM.
 'use strict';
 
 const path = require('path');
@@ -18,7 +19,7 @@ const protoLoader = require('@grpc/proto-loader');
 
 const PROTO = path.join(__dirname, '..', '..', 'proto', 'bridge', 'v1', 'bridge.proto');
 const definition = protoLoader.loadSync(PROTO, {
-  longs: String, // seq is a uint64: keep every digit
+  longs: String, // seq and offset are uint64s: keep every digit
   defaults: true,
   oneofs: true, // event.kind names the field that is set
 });
@@ -56,7 +57,12 @@ function describe(event) {
     case 'message': {
       const m = event.message;
       const via = m.pattern ? ` (${m.pattern})` : '';
-      return `${m.channel}${via} #${m.seq}: ${printable(m.payload)}`;
+      const durable = m.offset !== '0';
+      // A message a resume recovered has no seq (0) of this stream.
+      const seq = !durable || m.seq !== '0' ? ` #${m.seq}` : '';
+      const at = durable ? ` offset=${m.offset} epoch=${m.epoch}${m.recovered ? ' recovered' : ''}`
+                         : '';
+      return `${m.channel}${via}${seq}${at}: ${printable(m.payload)}`;
     }
     case 'gap': {
       const g = event.gap;
@@ -69,6 +75,34 @@ function describe(event) {
   }
 }
 
+// Where each durable channel's stream left off (channel -> {offset, epoch}), so that the
+// stream after a lost one asks to resume there (SubscribeRequest.resume) and misses
+// nothing, on the same Bridge or another replica. A pattern's match is left out: resuming
+// it would subscribe its channel by name.
+class Positions {
+  constructor() {
+    this.byChannel = new Map();
+  }
+
+  observe(m) {
+    if (m.offset === '0' || m.pattern) return;
+    const known = this.byChannel.get(m.channel);
+    // Offsets of one epoch only move forward; a new epoch (history lost) replaces them.
+    if (known && known.epoch === m.epoch && BigInt(known.offset) >= BigInt(m.offset)) return;
+    this.byChannel.set(m.channel, { offset: m.offset, epoch: m.epoch });
+  }
+
+  // The request of a new stream: each channel with a position is resumed (a resume key
+  // is subscribed too), the others subscribed.
+  request(channels, patterns) {
+    const resume = Object.create(null); // a channel may be called "__proto__"
+    for (const c of channels) {
+      if (this.byChannel.has(c)) resume[c] = this.byChannel.get(c);
+    }
+    return { channels: channels.filter((c) => !Object.hasOwn(resume, c)), patterns, resume };
+  }
+}
+
 function subscribe(client, channels, patterns) {
   let call = null;
   let stopping = false;
@@ -77,6 +111,7 @@ function subscribe(client, channels, patterns) {
   // Subscriptions an earlier stream confirmed: when a new stream confirms one again,
   // what was published in between is lost, and the user hears of it.
   const confirmed = new Set();
+  const positions = new Positions();
   // Until the server says it has no SubscribeBatched.
   let batched = true;
   const stop = () => {
@@ -88,7 +123,7 @@ function subscribe(client, channels, patterns) {
   process.on('SIGTERM', stop);
 
   const open = () => {
-    const request = { channels, patterns };
+    const request = positions.request(channels, patterns);
     call = batched ? client.subscribeBatched(request, callMetadata())
                    : client.subscribe(request, callMetadata());
     let anyEvent = false;
@@ -99,8 +134,13 @@ function subscribe(client, channels, patterns) {
         delay = 500; // the connection proved good
         const s = event.subscribed;
         const key = `${s.target} ${s[s.target]}`;
-        if (confirmed.has(key)) console.log(`gap ${key}: bridge_reconnect`);
+        // A resumed channel loses nothing: the server recovers what it missed, or says
+        // with a history_lost gap what it cannot.
+        const resumed = s.target === 'channel' && Object.hasOwn(request.resume, s.channel);
+        if (confirmed.has(key) && !resumed) console.log(`gap ${key}: bridge_reconnect`);
         confirmed.add(key);
+      } else if (event.kind === 'message') {
+        positions.observe(event.message);
       }
     };
     // A batch is the events queued for the stream when the server wrote it, in order.
@@ -141,7 +181,8 @@ function publish(client, channel, payload) {
       process.exitCode = 1;
     } else {
       const noun = Number(reply.receivers) === 1 ? 'receiver' : 'receivers';
-      console.log(`published to ${channel}: ${reply.receivers} ${noun}`);
+      const at = reply.offset !== '0' ? ` (offset=${reply.offset} epoch=${reply.epoch})` : '';
+      console.log(`published to ${channel}: ${reply.receivers} ${noun}${at}`);
     }
     client.close();
   });
@@ -184,4 +225,6 @@ function main(argv) {
   }
 }
 
-main(process.argv.slice(2));
+if (require.main === module) main(process.argv.slice(2));
+// For tests, and for copying into a service.
+module.exports = { Positions, describe };

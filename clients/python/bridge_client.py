@@ -10,7 +10,8 @@ build/python, or $BRIDGE_PY_STUBS).
 
 The subscriber calls SubscribeBatched (Subscribe when the server answers UNIMPLEMENTED: a
 Bridge older than the method), prints one line per event, in bridgectl's human form,
-reconnects with backoff when the stream is lost, and exits 0 on Ctrl-C or SIGTERM.
+reconnects with backoff when the stream is lost (resuming each durable channel after the
+last message it printed of it), and exits 0 on Ctrl-C or SIGTERM.
 
 BRIDGE_ADDR is the address (default localhost:50051); BRIDGE_TOKEN, when set, is sent as
 `authorization: Bearer <token>` with every call, for a Bridge with an access file.
@@ -93,7 +94,12 @@ def describe(event) -> str:
     if kind == "message":
         m = event.message
         via = f" ({m.pattern})" if m.pattern else ""
-        return f"{m.channel}{via} #{m.seq}: {printable(m.payload)}"
+        # A message a resume recovered has no seq (0) of this stream.
+        seq = f" #{m.seq}" if not m.offset or m.seq else ""
+        at = ""
+        if m.offset:
+            at = f" offset={m.offset} epoch={m.epoch}" + (" recovered" if m.recovered else "")
+        return f"{m.channel}{via}{seq}{at}: {printable(m.payload)}"
     if kind == "gap":
         g = event.gap
         what = f"pattern {g.pattern}" if g.pattern else f"channel {g.channel}"
@@ -102,13 +108,48 @@ def describe(event) -> str:
     return "unknown event"
 
 
+class Positions:
+    """Where each durable channel's stream left off (channel -> (offset, epoch)), so that
+    the stream after a lost one asks to resume there (SubscribeRequest.resume) and misses
+    nothing, on the same Bridge or another replica. A pattern's match is left out:
+    resuming it would subscribe its channel by name."""
+
+    def __init__(self):
+        self.by_channel = {}
+
+    def observe(self, m):
+        if not m.offset or m.pattern:
+            return
+        known = self.by_channel.get(m.channel)
+        # Offsets of one epoch only move forward; a new epoch (history lost) replaces them.
+        if known and known[1] == m.epoch and known[0] >= m.offset:
+            return
+        self.by_channel[m.channel] = (m.offset, m.epoch)
+
+    def request(self, channels, patterns):
+        """The request of a new stream: each channel with a position is resumed (a resume
+        key is subscribed too), the others subscribed."""
+        request = pb.SubscribeRequest(patterns=patterns)
+        for channel in channels:
+            if channel in self.by_channel:
+                offset, epoch = self.by_channel[channel]
+                request.resume[channel].offset = offset
+                request.resume[channel].epoch = epoch
+            else:
+                request.channels.append(channel)
+        return request
+
+
 class Subscriber:
     """One SubscribeBatched (or Subscribe) stream at a time, replaced with backoff when it
     is lost."""
 
     def __init__(self, stub, channels, patterns):
         self.stub = stub
-        self.request = pb.SubscribeRequest(channels=channels, patterns=patterns)
+        self.channels = channels
+        self.patterns = patterns
+        self.positions = Positions()
+        self.request = None
         self.stopping = threading.Event()
         self.call = None
         # Subscriptions an earlier stream confirmed: when a new stream confirms one again,
@@ -120,6 +161,7 @@ class Subscriber:
     def events(self):
         """The events of one new stream, one by one: a batch is the events queued for the
         stream when the server wrote it, in order."""
+        self.request = self.positions.request(self.channels, self.patterns)
         if self.batched:
             self.call = self.stub.SubscribeBatched(self.request, metadata=METADATA)
             for batch in self.call:
@@ -141,12 +183,19 @@ class Subscriber:
                 for event in self.events():
                     any_event = True
                     print(describe(event), flush=True)
-                    if event.WhichOneof("kind") == "subscribed":
+                    kind = event.WhichOneof("kind")
+                    if kind == "subscribed":
                         delay = 0.5  # the connection proved good
                         what = target(event.subscribed)
-                        if what in self.confirmed:
+                        # A resumed channel loses nothing: the server recovers what it
+                        # missed, or says with a history_lost gap what it cannot.
+                        resumed = (event.subscribed.WhichOneof("target") == "channel"
+                                   and event.subscribed.channel in self.request.resume)
+                        if what in self.confirmed and not resumed:
                             print(f"gap {what}: bridge_reconnect", flush=True)
                         self.confirmed.add(what)
+                    elif kind == "message":
+                        self.positions.observe(event.message)
                 status = "stream ended"
             except grpc.RpcError as err:
                 if self.stopping.is_set():
@@ -192,7 +241,8 @@ def main() -> int:
                 print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
                 return 1
             noun = "receiver" if reply.receivers == 1 else "receivers"
-            print(f"published to {args.channel}: {reply.receivers} {noun}", flush=True)
+            at = f" (offset={reply.offset} epoch={reply.epoch})" if reply.offset else ""
+            print(f"published to {args.channel}: {reply.receivers} {noun}{at}", flush=True)
             return 0
         if not args.channels and not args.pattern:
             parser.error("subscribe needs a channel or --pattern")

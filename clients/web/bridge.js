@@ -8,7 +8,11 @@
 //
 // The client reconnects by itself (exponential backoff with jitter), subscribes again
 // to everything it held, and reports every loss as a "gap": those the server announces
-// (slow consumer, Redis reconnect) and its own reconnects (reason "client_reconnect").
+// (slow consumer, Redis reconnect, history lost) and its own reconnects (reason
+// "client_reconnect"). A durable channel (the server's --history) loses nothing on a
+// reconnect: the client keeps the offset and epoch of the last message of each, and asks
+// the server to resume from there. positions() and the "position" event let a page keep
+// them across reloads, and new Bridge(url, { resume }) starts from them.
 // A server with an access file (--access_file) wants a token: new Bridge(url, { token }).
 // See docs/WEBSOCKET.md for the protocol.
 
@@ -46,6 +50,10 @@ export class Bridge {
    * @param {string} [options.token] access token of a server run with --access_file; sent
    *   as the URL's `access_token` query parameter (a browser cannot set headers on a
    *   WebSocket) on every connect. `url` itself never shows it.
+   * @param {Object<string, {offset: number, epoch: string}>} [options.resume] positions
+   *   to start from, per durable channel (what positions() returned earlier): when the
+   *   channel is subscribed, the server first sends what was published after it.
+   * @param {number} [options.historyTimeoutMs=10000]
    * @param {number} [options.failedOpensBeforeError=3] after this many attempts in a row
    *   whose socket never opened, emit the error "connect_failed" (once, until a socket
    *   opens again); 0 disables. A browser cannot tell a refused token (HTTP 401) or a
@@ -59,7 +67,9 @@ export class Bridge {
       pingIntervalMs: 25000,
       pongTimeoutMs: 10000,
       publishTimeoutMs: 10000,
+      historyTimeoutMs: 10000,
       token: undefined,
+      resume: undefined,
       failedOpensBeforeError: 3,
       ...options,
     };
@@ -68,6 +78,15 @@ export class Bridge {
     this._patterns = new Map();
     this._listeners = new Map(); // event -> Set of handlers
     this._pendingPublishes = [];
+    this._pendingHistory = []; // answered in the order asked, like publishes
+    this._historyIds = 0;
+    // channel -> { offset, epoch } of the last message seen on a durable channel.
+    this._positions = new Map();
+    for (const [channel, p] of Object.entries(this.options.resume ?? {})) {
+      if (p && Number(p.offset) > 0 && typeof p.epoch === "string") {
+        this._positions.set(channel, { offset: Number(p.offset), epoch: p.epoch });
+      }
+    }
     this._attempt = 0;
     this._failedOpens = 0; // attempts in a row whose socket never opened
     this._everOpened = false;
@@ -95,9 +114,11 @@ export class Bridge {
 
   /**
    * Publishes (when the server allows it). Resolves with the number of Redis
-   * receivers; rejects with an Error whose `code` is the server's error code.
+   * receivers, or with { details: true } with the server's answer: { receivers, offset,
+   * epoch } (offset and epoch on a durable channel; duplicate: true for a repeated
+   * idempotency key); rejects with an Error whose `code` is the server's error code.
    */
-  publish(channel, data) {
+  publish(channel, data, { details = false } = {}) {
     return new Promise((resolve, reject) => {
       if (this.state !== OPEN) {
         reject(Object.assign(new Error("not connected"), { code: "not_connected" }));
@@ -118,6 +139,7 @@ export class Bridge {
         pending.settled = true;
         reject(Object.assign(new Error("publish timed out"), { code: "timeout" }));
       }, this.options.publishTimeoutMs);
+      pending.details = details;
       // The server answers publishes in order: the oldest pending gets the next answer.
       this._pendingPublishes.push(pending);
       this._send(frame);
@@ -125,7 +147,45 @@ export class Bridge {
   }
 
   /**
+   * Reads the kept history of a durable channel: the latest `limit` messages (0 or none:
+   * the server's limit), or with `since` ({offset, epoch}) those after it. Resolves with
+   * the server's answer: { channel, epoch, offset (the latest), messages: [{ offset,
+   * epoch, data }] (oldest first; data decoded as for subscribe), history_lost, lost };
+   * rejects with an Error whose `code` is the server's ("not_durable" for a channel
+   * without history), or "timeout", "closed", "not_connected".
+   */
+  history(channel, { limit, since } = {}) {
+    return new Promise((resolve, reject) => {
+      if (this.state !== OPEN) {
+        reject(Object.assign(new Error("not connected"), { code: "not_connected" }));
+        return;
+      }
+      const id = `h${++this._historyIds}`;
+      const frame = { op: "history", channel, id };
+      if (limit) frame.limit = limit;
+      if (since) frame.since = { offset: Number(since.offset), epoch: since.epoch };
+      const pending = { resolve, reject, settled: false };
+      pending.timer = setTimeout(() => {
+        // Stays in the list, as a publish does: the late answer is still this one's.
+        pending.settled = true;
+        reject(Object.assign(new Error("history timed out"), { code: "timeout" }));
+      }, this.options.historyTimeoutMs);
+      this._pendingHistory.push(pending);
+      this._send(frame);
+    });
+  }
+
+  /**
+   * The last position seen (or given as options.resume) on each durable channel:
+   * { channel: { offset, epoch } }, fit for JSON and for options.resume.
+   */
+  positions() {
+    return Object.fromEntries([...this._positions].map(([c, p]) => [c, { ...p }]));
+  }
+
+  /**
    * Events: "state" (state string), "open", "subscribed" ({channel|pattern}),
+   * "position" ({channel, offset, epoch}: a durable channel's message was handled),
    * "gap" ({channel|pattern, reason, dropped}), "error" ({code, message}; "forbidden"
    * also names the channel or pattern refused, by the token's access rules or by Redis,
    * whose handlers are dropped; "connect_failed" ({code, message, attempts}) comes from
@@ -157,11 +217,18 @@ export class Bridge {
       map.set(name, handlers);
     }
     handlers.add(handler);
-    if (isNew && this.state === OPEN) this._send({ op: "subscribe", [field]: [name] });
+    if (isNew && this.state === OPEN) {
+      const position = field === "channels" ? this._positions.get(name) : undefined;
+      this._send(position
+        ? { op: "subscribe", channels: [], resume: { [name]: position } }
+        : { op: "subscribe", [field]: [name] });
+    }
     return () => {
       const set = map.get(name);
       if (!set || !set.delete(handler) || set.size > 0) return;
       map.delete(name);
+      // Subscribing again later starts afresh, not from messages long gone by.
+      if (field === "channels") this._positions.delete(name);
       if (this.state === OPEN) this._send({ op: "unsubscribe", [field]: [name] });
     };
   }
@@ -226,11 +293,25 @@ export class Bridge {
     this._socketOpened = true;
     this._failedOpens = 0;
     this._setState(OPEN);
-    const channels = [...this._channels.keys()];
+    // Durable channels with a position resume from it (a resume key is subscribed too):
+    // the server sends what they missed first. The others start from now. (No prototype:
+    // a channel may be called "__proto__".)
+    const resume = Object.create(null);
+    const channels = [];
+    for (const channel of this._channels.keys()) {
+      const position = this._positions.get(channel);
+      if (position) resume[channel] = { ...position };
+      else channels.push(channel);
+    }
     const patterns = [...this._patterns.keys()];
-    if (channels.length || patterns.length) this._send({ op: "subscribe", channels, patterns });
+    if (channels.length || patterns.length || Object.keys(resume).length) {
+      const frame = { op: "subscribe", channels, patterns };
+      if (Object.keys(resume).length) frame.resume = resume;
+      this._send(frame);
+    }
     if (wasReconnect) {
-      // What was published while we were away is lost: say so, per subscription.
+      // What was published while we were away is lost (unless resumed): say so, per
+      // subscription.
       for (const channel of channels) {
         this._emit("gap", { channel, reason: "client_reconnect", dropped: 0 });
       }
@@ -268,6 +349,9 @@ export class Bridge {
             console.error("bridge.js handler failed", e);
           }
         }
+        if (msg.pattern === undefined && this._advance(msg)) {
+          this._emit("position", { channel: msg.channel, offset: msg.offset, epoch: msg.epoch });
+        }
         return;
       }
       case "subscribed":
@@ -281,7 +365,19 @@ export class Bridge {
         this._emit("gap", msg);
         return;
       case "published":
-        this._answerPublish((p) => p.resolve(msg.receivers));
+        this._answerPublish((p) => {
+          if (!p.details) return p.resolve(msg.receivers);
+          const { op: _op, channel: _channel, ...answer } = msg;
+          return p.resolve(answer);
+        });
+        return;
+      case "history":
+        this._answerHistory((p) => p.resolve({
+          ...msg,
+          messages: (msg.messages ?? []).map((m) => ({
+            offset: m.offset, epoch: m.epoch, data: decodePayload(m),
+          })),
+        }));
         return;
       case "error": {
         // An error that answers a publish says so ("request"); servers before that
@@ -295,11 +391,19 @@ export class Bridge {
             p.reject(Object.assign(new Error(msg.message), { code: msg.code })),
           );
         }
+        if (msg.request === "history") {
+          this._answerHistory((p) =>
+            p.reject(Object.assign(new Error(msg.message ?? msg.code), { code: msg.code })),
+          );
+        }
         if (msg.code === "forbidden") {
           // The token's access rules or Redis refused the channel: the server does not
           // hold it (the rest of the frame went ahead), and the client drops it too,
           // rather than ask again on every reconnect.
-          if (msg.channel !== undefined) this._channels.delete(msg.channel);
+          if (msg.channel !== undefined) {
+            this._channels.delete(msg.channel);
+            this._positions.delete(msg.channel);
+          }
           if (msg.pattern !== undefined) this._patterns.delete(msg.pattern);
         }
         this._emit("error", msg);
@@ -308,6 +412,29 @@ export class Bridge {
       default:
         return; // "pong", and ops of newer servers
     }
+  }
+
+  /**
+   * Moves a durable channel's position to `msg`'s (a message of a channel held); true
+   * when it moved. Within an epoch only forward; a new epoch (the history was lost and
+   * began again) replaces it.
+   */
+  _advance(msg) {
+    if (typeof msg.offset !== "number" || typeof msg.epoch !== "string") return false;
+    if (!this._channels.has(msg.channel)) return false;
+    const known = this._positions.get(msg.channel);
+    if (known && known.epoch === msg.epoch && known.offset >= msg.offset) return false;
+    this._positions.set(msg.channel, { offset: msg.offset, epoch: msg.epoch });
+    return true;
+  }
+
+  /** Settles the oldest pending history request, unless its timeout already did. */
+  _answerHistory(settle) {
+    const pending = this._pendingHistory.shift();
+    if (!pending || pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    settle(pending);
   }
 
   /** Settles the oldest pending publish, unless its timeout already did. */
@@ -324,7 +451,8 @@ export class Bridge {
     const opened = this._socketOpened;
     this._socket = null;
     this._stopPings();
-    for (const pending of this._pendingPublishes.splice(0)) {
+    for (const pending of [...this._pendingPublishes.splice(0),
+                           ...this._pendingHistory.splice(0)]) {
       if (pending.settled) continue;
       clearTimeout(pending.timer);
       pending.reject(Object.assign(new Error("connection closed"), { code: "closed" }));

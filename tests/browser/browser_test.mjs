@@ -7,6 +7,11 @@
 // 2. a message published with redis-cli appears on the page;
 // 3. a subscription made through the page's form receives, and the form publishes;
 // 4. Redis restarts: the page shows the gap and keeps receiving.
+// 4b. A durable channel (--history): the page shows each message's offset, keeps the
+//    positions in sessionStorage, and a reload resumes: what was published while it
+//    reloaded comes once each, in offset order, recovered, with no gap, and so does what
+//    is published while its socket reconnects; bridge.js's history() answers in order,
+//    and "not_durable" for a plain channel.
 // 5. A second bridge with --access_file: bridge.js with the right token (sent as the URL's
 //    access_token) opens, receives on allowed channels and patterns, gets "forbidden" for
 //    the others and drops them; without a token, with a wrong one, or with a refused
@@ -125,9 +130,14 @@ async function main() {
     "--ws_allow_publish",
     "--ws_threads=2",
     "--shutdown_grace=3s",
+    "--history=durable.*=1000/24h",
   ]);
   const base = `http://127.0.0.1:${wsPort}`;
-  await waitFor("bridge /healthz", async () => (await fetch(`${base}/healthz`)).status === 200);
+  try {
+    await waitFor("bridge /healthz", async () => (await fetch(`${base}/healthz`)).status === 200);
+  } catch (e) {
+    throw new Error(`${e.message}; bridge output:\n${bridge.output()}`);
+  }
 
   const profile = mkdtempSync(path.join(os.tmpdir(), "bridge-chromium-"));
   cleanups.push(() => rmSync(profile, { recursive: true, force: true }));
@@ -214,6 +224,8 @@ async function main() {
 
   if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join("; ")}`);
 
+  await durableReload(context, base);
+
   // SIGTERM: the page hears going-away (1001) and starts reconnecting; exit 0.
   bridge.kill("SIGTERM");
   const { code } = await bridge.exited;
@@ -223,6 +235,125 @@ async function main() {
   await page.close();
 
   await accessControl(context, redisPort, tmp);
+}
+
+// 4b. The demo page on a durable channel, reloaded while messages are published.
+async function durableReload(context, base) {
+  const channel = "durable.orders";
+  // Another tab publishes, through bridge.js, answering each message's offset.
+  const publisher = await context.newPage();
+  publisher.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await publisher.goto(`${base}/`);
+  await publisher.evaluate(async () => {
+    const { Bridge } = await import("/bridge.js");
+    window.pub = new Bridge();
+    await new Promise((resolve) => window.pub.on("open", resolve));
+  });
+  const publish = (from, to) => publisher.evaluate(async ({ channel, from, to }) => {
+    const answers = [];
+    for (let i = from; i <= to; i++) {
+      answers.push(await window.pub.publish(channel, `d${i}`, { details: true }));
+    }
+    return answers;
+  }, { channel, from, to });
+
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error") pageErrors.push(m.text());
+  });
+  await page.goto(`${base}/?channel=${channel}`);
+  await page.locator(`#subs li[data-key="channel:${channel}"] .count`, { hasText: "0" }).waitFor();
+  const first = await publish(1, 3);
+  const epoch = first[0].epoch;
+  if (first.map((a) => a.offset).join() !== "1,2,3" || typeof epoch !== "string") {
+    throw new Error(`publish answers ${JSON.stringify(first)}, want offsets 1, 2, 3`);
+  }
+  const offsets = () => page.locator("#log .row.message").evaluateAll(
+    (rows) => rows.map((r) => Number(r.dataset.offset)));
+  await page.locator('#log .row.message[data-offset="3"]').waitFor();
+  if ((await offsets()).join() !== "1,2,3") throw new Error(`offsets ${await offsets()}`);
+  const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem("bridge-demo")));
+  if (stored.positions?.[channel]?.offset !== 3 || stored.positions[channel].epoch !== epoch) {
+    throw new Error(`sessionStorage holds ${JSON.stringify(stored)}`);
+  }
+  log("durable channel: offsets 1..3 shown, position 3 stored");
+
+  // The reload is held at bridge.js, the old page gone and the new one not yet connected,
+  // while three more messages are published.
+  let routeHit;
+  const hit = new Promise((resolve) => (routeHit = resolve));
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  await page.route("**/bridge.js", async (route) => {
+    routeHit();
+    await released;
+    await route.continue();
+  });
+  const reload = page.reload();
+  await hit;
+  const during = await publish(4, 6);
+  if (during.map((a) => a.offset).join() !== "4,5,6") {
+    throw new Error(`publish answers during the reload ${JSON.stringify(during)}`);
+  }
+  release();
+  await reload;
+  await page.unroute("**/bridge.js");
+  await page.locator('#log .row.message[data-offset="6"]').waitFor();
+  await publish(7, 7);
+  await page.locator('#log .row.message[data-offset="7"]').waitFor();
+  const after = await offsets();
+  if (after.join() !== "4,5,6,7") throw new Error(`offsets after the reload ${after}, want 4..7`);
+  const recoveredRows = await page.locator("#log .row.message.recovered").evaluateAll(
+    (rows) => rows.map((r) => Number(r.dataset.offset)));
+  if (recoveredRows.join() !== "4,5,6") throw new Error(`recovered rows ${recoveredRows}`);
+  await page.locator("#stats", { hasText: "3 recovered" }).waitFor();
+  if (await page.locator("#log .row.gap").count()) {
+    throw new Error(`gap rows after the reload: ${await page.locator("#log .row.gap").allTextContents()}`);
+  }
+  log("reload resumed: 4..6 recovered, 7 live, each once, no gap");
+
+  // bridge.js's own reconnect (the socket dropped) resumes too: whether each message comes
+  // recovered or live depends on when the new socket opens, but each comes once, in order.
+  await page.evaluate(() => window.bridgeDemo.bridge._socket.close(4001, "test reconnect"));
+  await page.locator("#log .row.info", { hasText: "connection reconnecting" }).waitFor();
+  await publish(8, 10);
+  await page.locator('#log .row.message[data-offset="10"]').waitFor();
+  const again = await offsets();
+  if (again.join() !== "4,5,6,7,8,9,10") {
+    throw new Error(`offsets after the reconnect ${again}, want 4..10`);
+  }
+  if (await page.locator("#log .row.gap").count()) {
+    throw new Error(`gap rows after the reconnect: ${await page.locator("#log .row.gap").allTextContents()}`);
+  }
+  log("socket dropped: resumed, 8..10 each once, no gap");
+
+  // history(): answers in the order asked; a plain channel is not durable.
+  const answers = await page.evaluate(async ({ channel, epoch }) => {
+    const b = window.bridgeDemo.bridge;
+    const outcome = (p) => p.then(
+      (h) => `${h.offset}:${h.messages.map((m) => `${m.offset}=${m.data}`).join(",")}` +
+             `:${h.history_lost}`,
+      (e) => `error:${e.code}`);
+    return Promise.all([
+      outcome(b.history(channel, { limit: 2 })),
+      outcome(b.history("demo")),
+      outcome(b.history(channel, { since: { offset: 5, epoch } })),
+      outcome(b.history(channel, { since: { offset: 5, epoch: "another" }, limit: 1 })),
+    ]);
+  }, { channel, epoch });
+  const want = ["10:9=d9,10=d10:false", "error:not_durable", "10:6=d6,7=d7,8=d8,9=d9,10=d10:false",
+                "10:1=d1:true"];
+  if (JSON.stringify(answers) !== JSON.stringify(want)) {
+    throw new Error(`history answers ${JSON.stringify(answers)}, want ${JSON.stringify(want)}`);
+  }
+  log("history answers in order, not_durable for a plain channel");
+  if (pageErrors.length) throw new Error(`errors in the durable page: ${pageErrors.join("; ")}`);
+  await publisher.evaluate(() => window.pub.close());
+  await publisher.close();
+  await page.close();
 }
 
 // Tokens hold characters that a URL query must escape ('+' would read as a space).

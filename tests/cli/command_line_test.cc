@@ -148,6 +148,20 @@ TEST(CommandLineTest, PublishTakesAnIdempotencyKey) {
   EXPECT_EQ(Parse({"publish", "a", "hi"})->key, "");
 }
 
+TEST(CommandLineTest, HistoryTakesALimitAndAPosition) {
+  absl::StatusOr<Options> latest = Parse({"history", "orders", "--limit", "10"});
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->command, Command::kHistory);
+  EXPECT_EQ(latest->channel, "orders");
+  EXPECT_EQ(latest->limit, 10u);
+  EXPECT_FALSE(latest->since_offset.has_value());
+  absl::StatusOr<Options> since = Parse({"history", "orders", "--since=5", "--epoch", "e1"});
+  ASSERT_TRUE(since.ok()) << since.status();
+  EXPECT_EQ(since->limit, 0u);
+  EXPECT_EQ(since->since_offset, 5u);
+  EXPECT_EQ(since->since_epoch, "e1");
+}
+
 TEST(CommandLineTest, UsageErrors) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {},
@@ -168,6 +182,14 @@ TEST(CommandLineTest, UsageErrors) {
            {"subscribe", "a", "--key", "k"},
            {"publish", "a", "--key", ""},
            {"publish", "a", "--key", std::string(257, 'k')},
+           {"history"},
+           {"history", "a", "b"},
+           {"history", "a", "--since", "3"},
+           {"history", "a", "--epoch", "e1"},
+           {"history", "a", "--since", "x", "--epoch", "e1"},
+           {"history", "a", "--limit", "-1"},
+           {"subscribe", "a", "--limit", "3"},
+           {"publish", "a", "b", "--since", "3", "--epoch", "e1"},
        }) {
     absl::StatusOr<Options> o = Parse(args);
     EXPECT_FALSE(o.ok()) << "accepted: " << args.size() << " args";

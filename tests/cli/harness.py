@@ -202,17 +202,29 @@ class Stack:
         return self
 
     def start_bridge(self):
-        self.bridge = Proc([self.bridge_bin, f"--redis={self.redis.url}",
-                            f"--grpc_addr=127.0.0.1:{self.grpc_port}"] + self.extra_flags,
-                           # Through the environment, the other way to set any flag.
-                           env={"BRIDGE_WS_ADDR": f"127.0.0.1:{self.ws_port}"},
-                           name="bridge")
-        self.bridge.expect(r"gRPC listening on", stream="stderr")
+        self.bridge = self._launch_bridge(self.grpc_port, self.ws_port, "bridge")
+
+    def start_replica(self):
+        """A second bridge on the same Redis, with the same flags, on ports of its own;
+        stopped by close(). Returns (its Proc, its gRPC address)."""
+        grpc_port = free_port()
+        proc = self._launch_bridge(grpc_port, free_port(), "replica")
+        self.children.append(proc)
+        return proc, f"127.0.0.1:{grpc_port}"
+
+    def _launch_bridge(self, grpc_port, ws_port, name):
+        proc = Proc([self.bridge_bin, f"--redis={self.redis.url}",
+                     f"--grpc_addr=127.0.0.1:{grpc_port}"] + self.extra_flags,
+                    # Through the environment, the other way to set any flag.
+                    env={"BRIDGE_WS_ADDR": f"127.0.0.1:{ws_port}"},
+                    name=name)
+        proc.expect(r"gRPC listening on", stream="stderr")
         # SERVING means connected to Redis: from then on, subscriptions are confirmed.
         code, out, err = run([self.bridgectl, "health", "--wait", "--timeout", f"{TIMEOUT}s",
-                              "--addr", self.addr])
+                              "--addr", f"127.0.0.1:{grpc_port}"])
         if code != 0:
-            raise TestFailure(f"bridge never SERVING: {out}{err}\n" + self.bridge.transcript())
+            raise TestFailure(f"{name} never SERVING: {out}{err}\n" + proc.transcript())
+        return proc
 
     def stop_bridge(self):
         self.bridge.signal(signal.SIGTERM)

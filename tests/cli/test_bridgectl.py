@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bridgectl against a real bridge and a real redis-server: subscribe, publish, health,
---json, --reconnect, signals, exit statuses on errors, and tokens (--token, BRIDGE_TOKEN)
-against a bridge with an access file.
+--json, --reconnect, signals, exit statuses on errors, tokens (--token, BRIDGE_TOKEN)
+against a bridge with an access file, and durable channels (offsets, history, a
+--reconnect resuming on another replica and on the restarted bridge).
 
     test_bridgectl.py [CASE] --bridge PATH --bridgectl PATH
 """
@@ -10,6 +11,7 @@ import base64
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -208,6 +210,178 @@ def reconnect(stack):
     sub.expect_exit(0)
 
 
+# The bridges of the durable case keep the history of channels orders*.
+HISTORY_FLAG = "--history=orders*=1000/24h"
+
+
+def durable(args):
+    """A durable channel: publish prints each message's offset and epoch, subscribe shows
+    them (a plain channel's lines stay as they were), history reads them back, and a
+    subscribe --reconnect whose bridge goes away resumes where it was, on another replica
+    and on the same bridge restarted: the messages published meanwhile come once each, in
+    offset order, marked recovered, with no gap for the durable channel; and after the
+    history was lost, a history_lost gap, then the new epoch."""
+    stack = Stack(args.bridge, args.bridgectl, [HISTORY_FLAG])
+    replica = None
+    try:
+        stack.start()
+        replica, replica_addr = stack.start_replica()
+
+        def publish(addr, channel, data):
+            code, out, err = run([stack.bridgectl, "publish", channel, data, "--addr", addr])
+            check(code == 0, f"publish {data} to {channel} at {addr}", code, out, err)
+            return out.strip()
+
+        out = publish(stack.addr, "orders", "o1")
+        m = re.fullmatch(r"published to orders: 0 receivers \(offset=1 epoch=(\S+)\)", out)
+        check(m is not None, "publish to a durable channel shows offset 1 and the epoch", out)
+        epoch = m.group(1)
+        # The same history through the replica: offsets count per channel, on every bridge.
+        code, out, err = stack.ctl("publish", "--json", "orders", "o2")
+        check(code == 0 and json.loads(out) == {"op": "published", "channel": "orders",
+                                                "receivers": 0, "offset": 2, "epoch": epoch},
+              "publish --json to a durable channel", out, err)
+        check(publish(replica_addr, "orders", "o3") ==
+              f"published to orders: 0 receivers (offset=3 epoch={epoch})", "replica's offset")
+
+        # history: the latest, those after a position, a position of another epoch.
+        code, out, err = stack.ctl("history", "orders", "--limit", "2")
+        check(code == 0 and out.splitlines() == [
+            f"history of orders: epoch {epoch}, latest offset 3, 2 messages",
+            f"orders offset=2 epoch={epoch}: o2", f"orders offset=3 epoch={epoch}: o3"],
+              "history --limit 2", code, out, err)
+        code, out, err = stack.ctl("history", "--json", "orders", "--since", "1",
+                                   "--epoch", epoch)
+        check(code == 0 and json.loads(out) == {
+            "op": "history", "channel": "orders", "epoch": epoch, "offset": 3,
+            "messages": [{"offset": 2, "epoch": epoch, "data": "o2"},
+                         {"offset": 3, "epoch": epoch, "data": "o3"}],
+            "history_lost": False, "lost": 0}, "history --since --json", code, out, err)
+        code, out, err = stack.ctl("history", "orders", "--since", "1", "--epoch", "gone")
+        check(code == 0 and "gap channel orders: history_lost" in out.splitlines()[1:2] and
+              out.splitlines()[2] == f"orders offset=1 epoch={epoch}: o1",
+              "history from another epoch: history_lost, then from the oldest kept",
+              code, out, err)
+        code, out, err = stack.ctl("history", "news")
+        check(code == 1 and "FAILED_PRECONDITION" in err, "history of a plain channel", code, err)
+
+        # A subscriber given both bridges (gRPC's pick_first: the first that answers).
+        both = f"ipv4:127.0.0.1:{stack.grpc_port},{replica_addr}"
+        sub = stack.spawn([stack.bridgectl, "subscribe", "--reconnect", "--json", "orders",
+                           "news", "--addr", both], name="subscriber")
+        events = lambda: json.loads(sub.expect(r"^\{.*\}$", timeout=30).group(0))
+        check({json.dumps(events(), sort_keys=True) for _ in range(2)} ==
+              {json.dumps({"op": "subscribed", "channel": c}, sort_keys=True)
+               for c in ("orders", "news")}, "both subscribed", sub.transcript())
+        publish(stack.addr, "orders", "o4")
+        publish(stack.addr, "news", "plain")
+        check(events() == {"op": "message", "channel": "orders", "seq": 1, "offset": 4,
+                           "epoch": epoch, "data": "o4"}, "a live durable message")
+        check(events() == {"op": "message", "channel": "news", "seq": 1, "data": "plain"},
+              "a plain message keeps its form")
+
+        def resumed(sub, events, publish_addr, offsets, live):
+            """Waits for the new stream; publishes `live` at `publish_addr`; returns the
+            events up to that message's, checking each orders message came in order."""
+            seen = []
+            while True:
+                e = events()
+                seen.append(e)
+                if e.get("channel") == "orders" and e.get("offset") == live:
+                    break
+                if e == {"op": "subscribed", "channel": "orders"}:
+                    publish(publish_addr, "orders", f"o{live}")
+            got = [(e["offset"], e.get("recovered", False)) for e in seen
+                   if e["op"] == "message" and e["channel"] == "orders"]
+            want = [(o, True) for o in offsets] + [(live, False)]
+            check(got == want, f"orders after the reconnect: {got}, want {want}",
+                  sub.transcript())
+            check(not any(e["op"] == "gap" and e.get("channel") == "orders" for e in seen),
+                  "a gap for the resumed channel", sub.transcript())
+            return seen
+
+        # The subscriber's bridge dies; what is published meanwhile (on the replica) comes
+        # once each, recovered, from the replica the subscriber reconnects to. The
+        # subscriber is stopped meanwhile, so that it cannot reconnect before the last of
+        # them: each one is then certain to be recovered rather than live.
+        sub.signal(signal.SIGSTOP)
+        stack.bridge.stop()
+        for i in (5, 6, 7):
+            publish(replica_addr, "orders", f"o{i}")
+        publish(replica_addr, "news", "lost")
+        sub.signal(signal.SIGCONT)
+        seen = resumed(sub, events, replica_addr, [5, 6, 7], 8)
+        check({"op": "gap", "channel": "news", "reason": "bridge_reconnect", "dropped": 0}
+              in seen, "the plain channel's bridge_reconnect gap", sub.transcript())
+        check(all(e.get("data") != "lost" for e in seen), "a plain message crossed the outage")
+
+        # The same bridge restarted: a subscriber of it alone resumes there.
+        stack.start_bridge()
+        one = stack.bridgectl_proc("subscribe", "--reconnect", "orders")
+        one.expect(r"^subscribed channel orders$")
+        publish(stack.addr, "orders", "o9")
+        one.expect(rf"^orders #1 offset=9 epoch={re.escape(epoch)}: o9$")
+        stack.stop_bridge()
+        one.expect(r"reconnecting in", stream="stderr")
+        for i in (10, 11):
+            publish(replica_addr, "orders", f"o{i}")
+        stack.start_bridge()
+        # (The recovered messages may come before the new stream's confirmation or after.)
+        one.expect(r"^orders offset=11 ", timeout=30)
+        publish(stack.addr, "orders", "o12")
+        one.expect(r"^orders #\d+ offset=12 ")
+        lines = [l for l in one.lines["stdout"] if l.startswith("orders")]
+        check([re.sub(r"^orders #\d+ offset=12 ", "orders #N offset=12 ", l) for l in lines] ==
+              [f"orders #1 offset=9 epoch={epoch}: o9",
+               f"orders offset=10 epoch={epoch} recovered: o10",
+               f"orders offset=11 epoch={epoch} recovered: o11",
+               f"orders #N offset=12 epoch={epoch}: o12"],
+              "after the restart: 10 and 11 recovered, then 12 live, once each", one.transcript())
+        check(not any(l.startswith("gap") for l in one.lines["stdout"]),
+              "a gap after the restart", one.transcript())
+        # And the first subscriber, on the replica all along, got them live, once each.
+        for i in (9, 10, 11, 12):
+            e = events()
+            check(e["op"] == "message" and e["offset"] == i and e["data"] == f"o{i}" and
+                  not e.get("recovered"), f"o{i} live on the replica", e, sub.transcript())
+        sub.signal(signal.SIGINT)
+        sub.expect_exit(0)
+
+        # The history lost while the bridge is down (as a Redis restarted without
+        # persistence would lose it): the resume from the old epoch gets history_lost,
+        # then the new epoch's messages, and the next resume goes on in the new epoch.
+        def restart_meanwhile(*messages):
+            stack.stop_bridge()
+            one.expect(r"reconnecting in", stream="stderr")
+            return [publish(replica_addr, "orders", m) for m in messages]
+
+        lost_at = len(one.lines["stdout"])
+        code, out, err = run(["redis-cli", "-p", stack.redis.port, "FLUSHALL"])
+        check(code == 0 and out.strip() == "OK", "FLUSHALL", code, out, err)
+        out = restart_meanwhile("n1")[0]
+        m = re.fullmatch(r"published to orders: \d+ receivers? \(offset=1 epoch=(\S+)\)", out)
+        check(m is not None and m.group(1) != epoch, "a new epoch after FLUSHALL", out)
+        epoch2 = m.group(1)
+        stack.start_bridge()
+        one.expect(r"^orders offset=1 .* recovered: n1$", timeout=30)
+        restart_meanwhile("n2")
+        stack.start_bridge()
+        one.expect(r"^orders offset=2 .* recovered: n2$", timeout=30)
+        lines = [l for l in one.lines["stdout"][lost_at:] if "orders" in l]
+        check(lines == ["subscribed channel orders", "gap channel orders: history_lost",
+                        f"orders offset=1 epoch={epoch2} recovered: n1",
+                        "subscribed channel orders",
+                        f"orders offset=2 epoch={epoch2} recovered: n2"],
+              "resumes across a lost history", one.transcript())
+        one.signal(signal.SIGINT)
+        one.expect_exit(0)
+    except TestFailure as e:
+        raise TestFailure(f"{e}\n{stack.bridge.transcript() if stack.bridge else ''}"
+                          f"\n{replica.transcript() if replica else ''}") from None
+    finally:
+        stack.close()
+
+
 def access(args):
     """A bridge with an access file: the token of --token or BRIDGE_TOKEN goes with every
     call (a reconnection's too), and UNAUTHENTICATED and PERMISSION_DENIED end bridgectl
@@ -380,6 +554,7 @@ CASES = {
     "slow_consumer": slow_consumer,
     "publish_stdin_signal": publish_stdin_signal,
     "access": access,
+    "durable": durable,
 }
 
 if __name__ == "__main__":

@@ -4,13 +4,16 @@ subscribes, receives what another process (the same example) published, reports 
 a Redis restart causes, and exits 0 on SIGTERM. The *_access cases run them against a
 bridge with an access file, with and without BRIDGE_TOKEN; the *_older cases against a
 server without SubscribeBatched (bench/baselines/grpc_server.js, whose grpc-js answers it
-UNIMPLEMENTED, as a Bridge older than the method does), where they call Subscribe.
+UNIMPLEMENTED, as a Bridge older than the method does), where they call Subscribe. The
+*_durable cases restart the subscriber's bridge while a replica takes publishes on a
+durable channel: the example resumes and gets exactly what it missed.
 
-    test_examples.py {node,python}[_access|_older] --bridge PATH --bridgectl PATH
+    test_examples.py {node,python}[_access|_older|_durable] --bridge PATH --bridgectl PATH
                      [--python /usr/bin/python3]
 """
 
 import pathlib
+import re
 import shutil
 import signal
 import sys
@@ -116,6 +119,61 @@ def exercise_access(args, command, env=None):
         stack.close()
 
 
+def exercise_durable(args, command, env=None):
+    """A durable channel: the example's publish prints offset and epoch, its subscriber
+    shows them, and after its bridge restarts it resumes: the messages published meanwhile
+    (through a replica on the same Redis) come once each, in offset order, recovered, and
+    no gap for the channel; a plain channel still gets its bridge_reconnect gap."""
+    stack = Stack(args.bridge, args.bridgectl, ["--history=orders*=1000/24h"])
+    replica = None
+    try:
+        stack.start()
+        replica, replica_addr = stack.start_replica()
+
+        def publish(addr, channel, data):
+            code, out, err = run(command + ["--addr", addr, "publish", channel, data], env=env)
+            if code != 0:
+                raise TestFailure(f"publish {data} at {addr}: exit {code}\n{out}{err}")
+            return out.strip()
+
+        sub = stack.spawn(command + ["--addr", stack.addr, "subscribe", "orders", "news"],
+                          name="subscriber", env=env)
+        sub.expect(r"^subscribed channel orders$")
+        sub.expect(r"^subscribed channel news$")
+        out = publish(stack.addr, "orders", "o1")
+        m = re.fullmatch(r"published to orders: 1 receiver \(offset=1 epoch=(\S+)\)", out)
+        if not m:
+            raise TestFailure(f"publish to a durable channel: {out!r}")
+        epoch = m.group(1)
+        sub.expect(rf"^orders #1 offset=1 epoch={re.escape(epoch)}: o1$")
+        publish(stack.addr, "news", "n1")
+        sub.expect(r"^news #1: n1$")
+
+        stack.stop_bridge()
+        sub.expect(r"reconnecting in", stream="stderr")
+        for i in (2, 3):
+            publish(replica_addr, "orders", f"o{i}")
+        stack.start_bridge()
+        sub.expect(r"^gap channel news: bridge_reconnect$", timeout=40)
+        publish(stack.addr, "orders", "o4")
+        sub.expect(r"^orders #\d+ offset=4 ")
+        lines = [l for l in sub.lines["stdout"] if l.startswith(("orders", "gap channel orders"))]
+        want = [f"orders #1 offset=1 epoch={epoch}: o1",
+                f"orders offset=2 epoch={epoch} recovered: o2",
+                f"orders offset=3 epoch={epoch} recovered: o3",
+                f"orders #N offset=4 epoch={epoch}: o4"]
+        # The live message's seq is the new stream's.
+        if [re.sub(r"^orders #\d+ offset=4 ", "orders #N offset=4 ", l) for l in lines] != want:
+            raise TestFailure(f"orders lines {lines}, want {want}\n" + sub.transcript())
+        sub.signal(signal.SIGTERM)
+        sub.expect_exit(0)
+    except TestFailure as e:
+        raise TestFailure(f"{e}\n{stack.bridge.transcript() if stack.bridge else ''}"
+                          f"\n{replica.transcript() if replica else ''}") from None
+    finally:
+        stack.close()
+
+
 def exercise_older(args, command, env=None):
     """Against a server that has Subscribe only: the example falls back to it and prints
     the same lines."""
@@ -172,5 +230,7 @@ if __name__ == "__main__":
                    "node_access": lambda args: node(args, exercise_access),
                    "python_access": lambda args: python(args, exercise_access),
                    "node_older": lambda args: node(args, exercise_older),
-                   "python_older": lambda args: python(args, exercise_older)},
+                   "python_older": lambda args: python(args, exercise_older),
+                   "node_durable": lambda args: node(args, exercise_durable),
+                   "python_durable": lambda args: python(args, exercise_durable)},
                   sys.argv[1:]))

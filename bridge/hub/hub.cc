@@ -188,15 +188,22 @@ void Hub::Join(const std::shared_ptr<Subscriber>& s, const Topic& topic,
 void Hub::StartResumes(TopicState* t, Effects* fx) {
   if (t->resumers.empty() || t->recovery != 0 || t->upstream != UpstreamState::kLive) return;
   // Subscribers that resume from one position share a read. Each of them is live already,
-  // so what the read misses reaches them live.
-  absl::flat_hash_map<std::pair<uint64_t, std::string>, size_t> by_position;
+  // so what the read misses reaches them live. A read of that position already sent may
+  // have looked before they joined: they wait for the next.
+  absl::flat_hash_map<std::pair<uint64_t, std::string>, size_t> started;
   for (auto& [s, since] : t->resumers) {
-    auto [it, added] =
-        by_position.try_emplace(std::make_pair(since.offset, since.epoch), fx->reads.size());
-    if (added) {
-      fx->reads.push_back(Read{Read::Kind::kResume, t->topic, since, 0, {}});
+    auto key = std::make_pair(since.offset, since.epoch);
+    if (auto it = started.find(key); it != started.end()) {
+      fx->reads[it->second].resumers.push_back(std::move(s));
+      continue;
     }
-    fx->reads[it->second].resumers.push_back(std::move(s));
+    auto [in_flight, added] = t->resume_reads.try_emplace(key);
+    if (!added) {
+      in_flight->second.push_back(std::move(s));
+      continue;
+    }
+    started.emplace(std::move(key), fx->reads.size());
+    fx->reads.push_back(Read{Read::Kind::kResume, t->topic, since, 0, {std::move(s)}});
   }
   t->resumers.clear();
 }
@@ -693,11 +700,26 @@ void Hub::OnResumeRead(const Topic& topic, const StreamPosition& since,
   }
   if (gap) history_lost_.fetch_add(1, std::memory_order_relaxed);
   resumes_.fetch_add(resumers.size(), std::memory_order_relaxed);
-  std::vector<std::shared_ptr<Sink>> notify;
+  Effects fx;
   for (const auto& s : resumers) {
-    AddNotify(s->EndResume(topic, gap ? &*gap : nullptr, messages, after), &notify);
+    AddNotify(s->EndResume(topic, gap ? &*gap : nullptr, messages, after), &fx.notify);
   }
-  for (auto& sink : notify) sink->OnReady();
+  {
+    // Those that asked for this position while the read was out get the next one.
+    absl::MutexLock lock(&mu_);
+    if (TopicState* t = Find(topic)) {
+      auto it = t->resume_reads.find(std::make_pair(since.offset, since.epoch));
+      if (it != t->resume_reads.end()) {
+        std::vector<std::shared_ptr<Subscriber>> next = std::move(it->second);
+        t->resume_reads.erase(it);
+        for (auto& s : next) {
+          if (s->topics().contains(topic)) t->resumers.emplace_back(std::move(s), since);
+        }
+        StartResumes(t, &fx);
+      }
+    }
+  }
+  Apply(std::move(fx));
 }
 
 void Hub::Shutdown() {

@@ -221,6 +221,12 @@ class Hub : public UpstreamListener {
     std::vector<std::pair<StreamPosition, std::string>> held;
     // Subscribers that asked to resume while the topic was not live, or recovering.
     std::vector<std::pair<std::shared_ptr<Subscriber>, StreamPosition>> resumers;
+    // Resume reads in flight, by position (offset, epoch), each with the subscribers
+    // that asked for the same position since it was sent: they share the next read,
+    // sent when this one is done. A storm of resumes from one position costs a few reads,
+    // not one per subscriber.
+    absl::flat_hash_map<std::pair<uint64_t, std::string>, std::vector<std::shared_ptr<Subscriber>>>
+        resume_reads;
 
     size_t count() const { return live->size() + waiting.size(); }
   };

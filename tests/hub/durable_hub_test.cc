@@ -190,6 +190,29 @@ TEST_F(DurableHubTest, AResumeMergesHistoryAndLiveWithNoDuplicateAndNoHole) {
                           "msg:d.a:6(r):m6", "msg:d.a:7(r):m7", "msg:d.a:8(r):m8", "msg:d.a:9:m9"));
 }
 
+TEST_F(DurableHubTest, AStormOfResumesFromOnePositionSharesReads) {
+  auto keeper = Live("d.a");
+  for (int i = 1; i <= 4; ++i) Publish("d.a", absl::StrCat("m", i));
+  const std::string epoch = Publish("d.a", "m5").position.epoch;
+  upstream_.DeliverAll();
+  const int before = upstream_.reads_made();
+  std::vector<std::shared_ptr<Subscriber>> storm;
+  for (int i = 0; i < 10; ++i) {
+    storm.push_back(NewSubscriber());
+    ASSERT_TRUE(hub_.Subscribe(storm.back(), {}, {}, ResumePositions{{"d.a", {2, epoch}}}).ok());
+  }
+  // The first read went out before the others joined: they share the next one.
+  EXPECT_EQ(upstream_.reads_made() - before, 1);
+  Publish("d.a", "m6");
+  upstream_.DeliverAll();
+  upstream_.CompleteAllReads();
+  EXPECT_EQ(upstream_.reads_made() - before, 2);
+  for (const auto& s : storm) {
+    EXPECT_THAT(Drain(s), ElementsAre("sub:d.a", "msg:d.a:3(r):m3", "msg:d.a:4(r):m4",
+                                      "msg:d.a:5(r):m5", "msg:d.a:6(r):m6"));
+  }
+}
+
 TEST_F(DurableHubTest, AResumeBeforeTheChannelIsLiveWaitsForIt) {
   for (int i = 1; i <= 3; ++i) Publish("d.b", absl::StrCat("m", i));
   const std::string epoch = Publish("d.b", "m4").position.epoch;

@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bridge/app/app.h"
+#include "bridge/app/history_rules.h"
 #include "bridge/common/fd_limit.h"
 #include "bridge/common/log.h"
 
@@ -79,6 +80,13 @@ ABSL_FLAG(std::vector<std::string>, sharded_channels,
           "Publishers must SPUBLISH these channels (Bridge's own Publish does); a PUBLISH does "
           "not reach their subscribers. Other channels and all patterns use classic pub/sub. "
           "Bridge refuses to start if the cluster lacks SPUBLISH (env BRIDGE_SHARDED_CHANNELS)");
+ABSL_FLAG(std::string, history, EnvOr<std::string>("BRIDGE_HISTORY", ""),
+          "Durable channels: comma-separated glob=max_len/ttl rules (e.g. "
+          "'orders.*=1000/24h,chat.*=100/7d'). A matching channel keeps about its last max_len "
+          "messages in Redis (a stream, dropped after ttl without a publish); its messages "
+          "carry an offset and epoch, subscribers may resume from an offset, and Bridge "
+          "recovers what its own Redis outages lost. Empty: no durable channel (env "
+          "BRIDGE_HISTORY)");
 ABSL_FLAG(std::string, grpc_addr, EnvOr<std::string>("BRIDGE_GRPC_ADDR", "0.0.0.0:50051"),
           "gRPC listen address, host:port (env BRIDGE_GRPC_ADDR)");
 ABSL_FLAG(std::string, access_file, EnvOr<std::string>("BRIDGE_ACCESS_FILE", ""),
@@ -233,6 +241,17 @@ int main(int argc, char** argv) {
                  "bridge: --sharded_channels needs a Redis Cluster: "
                  "--redis=redis+cluster://host:port,...\n");
     return 2;
+  }
+  absl::StatusOr<bridge::HistoryRules> history =
+      bridge::HistoryRules::Parse(absl::GetFlag(FLAGS_history));
+  if (!history.ok()) {
+    std::fprintf(stderr, "bridge: %s\n", std::string(history.status().message()).c_str());
+    return 2;
+  }
+  if (!history->empty()) {
+    options.hub.durable = [rules = *std::move(history)](std::string_view channel) {
+      return rules.For(channel);
+    };
   }
   options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
   options.subscriber.max_queued_messages = absl::GetFlag(FLAGS_max_queued_messages);

@@ -14,12 +14,13 @@ namespace bridge::grpc_frontend {
 
 // bridge.v1.Bridge on the callback API. Subscribe and SubscribeBatched are raw methods so
 // each stream writes the serialized Events shared by every stream (see event_codec.h),
-// one SubscribeReactor each, in its two forms; Publish is raw
-// too, so that a request that does not decode gets INVALID_ARGUMENT, as a Subscribe does,
-// rather than gRPC's bare UNIMPLEMENTED. The hub must outlive the service.
+// one SubscribeReactor each, in its two forms; Publish and History are raw too, so that a
+// request that does not decode gets INVALID_ARGUMENT, as a Subscribe does, rather than
+// gRPC's bare UNIMPLEMENTED. The hub must outlive the service.
 class BridgeService final
     : public v1::Bridge::WithRawCallbackMethod_Subscribe<v1::Bridge::WithRawCallbackMethod_Publish<
-          v1::Bridge::WithRawCallbackMethod_SubscribeBatched<v1::Bridge::Service>>> {
+          v1::Bridge::WithRawCallbackMethod_SubscribeBatched<
+              v1::Bridge::WithRawCallbackMethod_History<v1::Bridge::Service>>>> {
  public:
   // `subscriber` bounds every stream: queue limits, slow-consumer policy, and
   // max_topics, the most channels plus patterns one request may name. `access` says which
@@ -32,6 +33,9 @@ class BridgeService final
   ::grpc::ServerWriteReactor<::grpc::ByteBuffer>* SubscribeBatched(
       ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request) override;
   ::grpc::ServerUnaryReactor* Publish(::grpc::CallbackServerContext* context,
+                                      const ::grpc::ByteBuffer* request,
+                                      ::grpc::ByteBuffer* response) override;
+  ::grpc::ServerUnaryReactor* History(::grpc::CallbackServerContext* context,
                                       const ::grpc::ByteBuffer* request,
                                       ::grpc::ByteBuffer* response) override;
 

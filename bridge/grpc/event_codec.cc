@@ -46,6 +46,11 @@ const GrpcEncoding& MessageEncoding(const hub::Message& message) {
     out->set_pattern(m.pattern());
     out->set_payload(m.payload());
     out->set_seq(m.seq());
+    if (m.offset() > 0) {
+      out->set_offset(m.offset());
+      out->set_epoch(m.position().epoch);
+      out->set_recovered(m.recovered());
+    }
     size_t prefix = 0;
     GrpcEncoding encoding{Serialize(event, /*element=*/true, &prefix), {}, {}};
     // A sub-slice shares the element's reference count (a slice small enough to be

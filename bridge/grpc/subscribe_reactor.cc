@@ -1,6 +1,9 @@
 #include "bridge/grpc/subscribe_reactor.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "bridge/common/burst.h"
 #include "bridge/common/log.h"
@@ -32,7 +35,7 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
     return absl::InvalidArgumentError(
         "request has unknown fields: is the client built from a newer bridge.proto?");
   }
-  if (request->channels().empty() && request->patterns().empty()) {
+  if (request->channels().empty() && request->patterns().empty() && request->resume().empty()) {
     return absl::InvalidArgumentError("subscribe to at least one channel or pattern");
   }
   return absl::OkStatus();
@@ -48,22 +51,30 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   absl::StatusOr<std::shared_ptr<const auth::Grant>> grant = AuthenticateCall(access, *context);
   absl::Status st = grant.status();
   if (st.ok()) st = ParseRequest(raw_request, &request);
-  if (st.ok() &&
-      static_cast<size_t>(request.channels_size() + request.patterns_size()) > options.max_topics) {
-    st = absl::ResourceExhaustedError(
-        absl::StrFormat("%d channels and patterns asked, the limit is %d",
-                        request.channels_size() + request.patterns_size(), options.max_topics));
+  // Channels named only in `resume` are subscribed too.
+  std::vector<std::string> channels(request.channels().begin(), request.channels().end());
+  hub::ResumePositions resume;
+  for (const auto& [channel, position] : request.resume()) {
+    resume[channel] = hub::StreamPosition{position.offset(), position.epoch()};
+    if (std::find(channels.begin(), channels.end(), channel) == channels.end()) {
+      channels.push_back(channel);
+    }
+  }
+  const size_t asked = channels.size() + static_cast<size_t>(request.patterns_size());
+  if (st.ok() && asked > options.max_topics) {
+    st = absl::ResourceExhaustedError(absl::StrFormat(
+        "%d channels and patterns asked, the limit is %d", asked, options.max_topics));
   }
   // Names are checked before the grant, so that a refusal's message (and log line) only
   // ever quotes a valid name.
-  for (int i = 0; st.ok() && i < request.channels_size(); ++i) {
-    st = hub->ValidateName("channel", request.channels(i));
+  for (size_t i = 0; st.ok() && i < channels.size(); ++i) {
+    st = hub->ValidateName("channel", channels[i]);
   }
   for (int i = 0; st.ok() && i < request.patterns_size(); ++i) {
     st = hub->ValidateName("pattern", request.patterns(i));
   }
   // A stream subscribes all its topics or none: the first one the grant lacks refuses it.
-  if (st.ok()) st = (*grant)->CheckSubscribe(request.channels(), request.patterns());
+  if (st.ok()) st = (*grant)->CheckSubscribe(channels, request.patterns());
   if (!st.ok()) {
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(), st.ToString());
     return new RefusedReactor(ToGrpcStatus(st));
@@ -80,8 +91,8 @@ absl::Status ParseRequest(const ::grpc::ByteBuffer* raw, v1::SubscribeRequest* r
   }
   reactor->self_ = reactor;
   // Before Subscribe: the reactor may be written to as soon as the hub knows it.
-  st = hub->Subscribe(subscriber, {request.channels().begin(), request.channels().end()},
-                      {request.patterns().begin(), request.patterns().end()});
+  st = hub->Subscribe(subscriber, channels, {request.patterns().begin(), request.patterns().end()},
+                      resume);
   if (!st.ok()) {
     // Without the payload that marks the hub's topic limit (Hub::IsTooManyTopics).
     BRIDGE_LOG(Warning, "Subscribe from %s refused: %s", context->peer(),

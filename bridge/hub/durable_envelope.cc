@@ -1,7 +1,6 @@
 #include "bridge/hub/durable_envelope.h"
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 
 namespace bridge::hub {
 
@@ -14,7 +13,9 @@ std::optional<OpenedEnvelope> OpenEnvelope(std::string_view message) {
   if (offset_end == std::string_view::npos) return std::nullopt;
   OpenedEnvelope out;
   out.epoch = rest.substr(0, epoch_end);
-  if (!absl::SimpleAtoi(rest.substr(epoch_end + 1, offset_end - epoch_end - 1), &out.offset) ||
+  const std::string_view digits = rest.substr(epoch_end + 1, offset_end - epoch_end - 1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos ||
+      !absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &out.offset) ||
       out.offset == 0) {
     return std::nullopt;
   }
@@ -23,7 +24,12 @@ std::optional<OpenedEnvelope> OpenEnvelope(std::string_view message) {
 }
 
 std::string SealEnvelope(std::string_view epoch, uint64_t offset, std::string_view payload) {
-  return absl::StrCat(kEnvelopePrefix, epoch, "\x1f", offset, "\x1f", payload);
+  std::string out;
+  out.reserve(kEnvelopePrefix.size() + epoch.size() + 22 + payload.size());
+  out.append(kEnvelopePrefix).append(epoch).push_back('\x1f');
+  out.append(std::to_string(offset)).push_back('\x1f');
+  out.append(payload);
+  return out;
 }
 
 }  // namespace bridge::hub

@@ -16,7 +16,10 @@ namespace bridge::hub {
 // so that every subscriber of the channel (every Bridge replica, and anyone with
 // redis-cli) gets the position with the message. The broker's script seals it
 // (redis/durable_script); the hub opens it.
-inline constexpr std::string_view kEnvelopePrefix = "\x1f" "bridge1" "\x1f";
+inline constexpr std::string_view kEnvelopePrefix =
+    "\x1f"
+    "bridge1"
+    "\x1f";
 
 struct OpenedEnvelope {
   std::string_view epoch;

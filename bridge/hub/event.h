@@ -12,6 +12,8 @@ namespace bridge::hub {
 // Why messages were lost; the strings are part of the public contract.
 inline constexpr char kGapSlowConsumer[] = "slow_consumer";
 inline constexpr char kGapRedisReconnect[] = "redis_reconnect";
+// A durable channel's history no longer holds what was asked for.
+inline constexpr char kGapHistoryLost[] = "history_lost";
 
 // One item of a subscriber's queue, in the order the subscriber must see them.
 struct Event {

@@ -6,15 +6,18 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "bridge/hub/history.h"
 #include "bridge/hub/live_list.h"
 #include "bridge/hub/sink.h"
 #include "bridge/hub/subscriber.h"
@@ -33,7 +36,38 @@ struct HubOptions {
   size_t max_topics = 100000;
   // Called, with no lock held, each time Healthy() changes.
   std::function<void(bool healthy)> on_health_change;
+  // Which channels are durable (kept in a history, resumable), with their policy; unset
+  // or answering nullopt: not durable.
+  std::function<std::optional<HistoryPolicy>(std::string_view channel)> durable;
+  // Entries per history read from the upstream; a resume or a recovery reads page after
+  // page up to the channel's latest offset. Also the most a History call returns.
+  size_t history_page = 1000;
 };
+
+// What a publish did.
+struct PublishResult {
+  int64_t receivers = 0;
+  // The idempotency key was published already: nothing was sent.
+  bool duplicate = false;
+  // Durable channels: the message's place in the history (offset 0 otherwise).
+  StreamPosition position;
+};
+
+// A read of a durable channel's history, for a client.
+struct HistoryResult {
+  // The channel's epoch and latest offset (empty and 0: no history).
+  std::string epoch;
+  uint64_t top = 0;
+  // Oldest first, each recovered, with seq 0.
+  std::vector<std::shared_ptr<const Message>> messages;
+  // A read from a position the history no longer reaches back to (or of another epoch);
+  // `lost` messages (0 when unknown) are gone before the first one returned.
+  bool history_lost = false;
+  uint64_t lost = 0;
+};
+
+// Durable channels a subscriber resumes: channel -> the last position it saw.
+using ResumePositions = absl::flat_hash_map<std::string, StreamPosition>;
 
 struct HubStats {
   size_t subscribers = 0;
@@ -77,9 +111,17 @@ class Hub : public UpstreamListener {
   // (then IsTooManyTopics holds; topics already held may still be joined). Each new topic yields a
   // Subscribed event once the upstream confirmed it (at once when already live); a
   // topic already held yields one again.
+  //
+  // `resume` names durable channels (each subscribed too, as if in `channels`) with the
+  // last position the subscriber saw: after its Subscribed, the subscriber gets what the
+  // history holds past that position (recovered, seq 0), then the live messages, none
+  // twice and none missing at the seam. A history that no longer reaches back (or of
+  // another epoch) gives a history_lost gap first. Positions of channels that are not
+  // durable, or already held, are ignored.
   absl::Status Subscribe(const std::shared_ptr<Subscriber>& subscriber,
                          const std::vector<std::string>& channels,
-                         const std::vector<std::string>& patterns) ABSL_LOCKS_EXCLUDED(mu_);
+                         const std::vector<std::string>& patterns,
+                         const ResumePositions& resume = {}) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the topics it holds among these; names it does not hold are ignored.
   void Unsubscribe(const std::shared_ptr<Subscriber>& subscriber,
                    const std::vector<std::string>& channels,
@@ -87,12 +129,23 @@ class Hub : public UpstreamListener {
   // Releases every topic of the subscriber and its sink. Call exactly once per Connect.
   void Disconnect(const std::shared_ptr<Subscriber>& subscriber) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Publishes through the upstream; `done` gets the receiver count or an error.
-  void Publish(std::string channel, std::string payload, Upstream::PublishCallback done);
-  // The same with an idempotency key (Upstream::PublishWithKey); an empty key publishes as
-  // above. INVALID_ARGUMENT for a key over Upstream::kMaxPublishKeyBytes.
-  void Publish(std::string channel, std::string payload, std::string key,
-               Upstream::PublishCallback done);
+  using PublishCallback = absl::AnyInvocable<void(absl::StatusOr<PublishResult>)>;
+  using HistoryCallback = absl::AnyInvocable<void(absl::StatusOr<HistoryResult>)>;
+
+  // Publishes through the upstream, durably on a durable channel (Upstream::
+  // PublishDurable); `done` runs once, on any thread. With an idempotency key (empty for
+  // none): Upstream::PublishWithKey. INVALID_ARGUMENT for a key over
+  // Upstream::kMaxPublishKeyBytes.
+  void Publish(std::string channel, std::string payload, std::string key, PublishCallback done);
+
+  // Whether `channel` is durable here.
+  bool IsDurable(std::string_view channel) const;
+  // Reads a durable channel's history: the latest `limit` messages, or with `since`
+  // those after it (as a resume would recover them). `limit` 0 or above
+  // HubOptions::history_page: that. FAILED_PRECONDITION for a channel not durable.
+  // `done` runs once, on any thread.
+  void History(std::string channel, std::optional<StreamPosition> since, size_t limit,
+               HistoryCallback done);
 
   // Closes every subscriber with UNAVAILABLE and refuses new ones.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
@@ -145,10 +198,43 @@ class Hub : public UpstreamListener {
     SubscriberList waiting;
     UpstreamState upstream = UpstreamState::kIdle;
     // The live subscribers lost messages in an upstream outage; they get a Gap when the
-    // topic is confirmed again.
+    // topic is confirmed again, or, on a durable channel, what they missed.
     bool owes_reconnect_gap = false;
 
+    // Durable channels only.
+    bool durable = false;
+    // The position of the last message fanned out; the upstream's sequence only.
+    StreamPosition delivered;
+    // The channel's position learned by a kLearn read while nothing was delivered.
+    std::optional<StreamPosition> known;
+    // The recovery under way (0: none), the subscribers it recovers for (those live when
+    // the outage began), and the live messages held back until it is done.
+    uint64_t recovery = 0;
+    std::shared_ptr<const LiveList> recovery_targets;
+    std::vector<std::pair<StreamPosition, std::string>> held;
+    // Subscribers that asked to resume while the topic was not live, or recovering.
+    std::vector<std::pair<std::shared_ptr<Subscriber>, StreamPosition>> resumers;
+
     size_t count() const { return live->size() + waiting.size(); }
+  };
+
+  // A durable channel's history read that the hub makes for itself.
+  struct Read {
+    enum class Kind {
+      // Server-side recovery after the topic's upstream subscription was lost.
+      kRecovery,
+      // Subscribers resuming from `since`.
+      kResume,
+      // Learns the channel's position while nothing was delivered yet.
+      kLearn,
+    };
+    Kind kind;
+    Topic topic;
+    StreamPosition since;
+    // kRecovery: the recovery's number.
+    uint64_t id = 0;
+    // kResume.
+    std::vector<std::shared_ptr<Subscriber>> resumers;
   };
 
   // What must happen once the lock is released.
@@ -157,13 +243,44 @@ class Hub : public UpstreamListener {
     std::vector<Topic> unsubscribe;
     uint64_t epoch = 0;
     std::vector<std::shared_ptr<Sink>> notify;
+    std::vector<Read> reads;
   };
+
+  // The history after a position, as recovered.
+  struct Recovery {
+    HistoryPage page;
+    bool lost = false;
+    uint64_t lost_count = 0;
+  };
+  using RecoveryCallback = absl::AnyInvocable<void(absl::StatusOr<Recovery>)>;
 
   absl::node_hash_map<std::string, TopicState>& MapFor(TopicKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   TopicState* Find(const Topic& topic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects* fx)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Join(const std::shared_ptr<Subscriber>& s, const Topic& topic, const StreamPosition* resume,
+            Effects* fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the reads of the resumers waiting on a live topic that is not recovering.
+  void StartResumes(TopicState* t, Effects* fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a recovery without its read (the topic's subscription was lost again).
+  void AbandonRecovery(TopicState* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartRead(Read read) ABSL_LOCKS_EXCLUDED(mu_);
+  // A live message of a recovering topic, held until the recovery is done.
+  void Hold(const Topic& topic, StreamPosition position, std::string_view payload)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnRecoveryRead(const Topic& topic, uint64_t id, absl::StatusOr<Recovery> result)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnResumeRead(const Topic& topic, const StreamPosition& since,
+                    const std::vector<std::shared_ptr<Subscriber>>& resumers,
+                    absl::StatusOr<Recovery> result) ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads the history after `since` (from the oldest message kept when it is of another
+  // epoch), `limit` entries a page, page after page up to the latest offset unless
+  // `one_page`, and tells whether it reaches back to `since`. `done` runs in the
+  // upstream's sequence.
+  void ReadSince(std::string channel, StreamPosition since, size_t limit, bool one_page,
+                 RecoveryCallback done);
+  // Reads from `query.after`, page after page while pages come full, up to the latest
+  // offset (only one with `one_page`, or without `after`), into `acc`.
+  void ReadPages(HistoryQuery query, Recovery acc, RecoveryCallback done, bool one_page = false);
   void Leave(const std::shared_ptr<Subscriber>& s, const Topic& topic, Effects* fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Issues the next upstream order the topic needs, or forgets an unused idle topic.
@@ -194,6 +311,8 @@ class Hub : public UpstreamListener {
   std::atomic<uint64_t> fanouts_done_{0};
   // The topic of the last fan-out started; compared, never followed.
   std::atomic<const TopicState*> fanout_topic_{nullptr};
+  // Numbers recoveries.
+  uint64_t last_recovery_ ABSL_GUARDED_BY(mu_) = 0;
   // Subscribers pushed to by fan-outs, for HubStats; written by the fan-out alone.
   std::atomic<uint64_t> deliveries_{0};
   SubscriberTotals totals_;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/base/call_once.h"
+#include "bridge/hub/history.h"
 #include "bridge/hub/topic.h"
 
 namespace bridge::hub {
@@ -22,11 +23,16 @@ class Message {
   // Slots for per-front-end encodings; each front end owns one index.
   static constexpr int kMaxEncodings = 4;
 
-  Message(std::string channel, std::string pattern, std::string payload, uint64_t seq)
+  // `position`: a durable channel's message's place in its history (offset 0 otherwise);
+  // `recovered`: read back from that history rather than delivered live.
+  Message(std::string channel, std::string pattern, std::string payload, uint64_t seq,
+          StreamPosition position = {}, bool recovered = false)
       : channel_(std::move(channel)),
         pattern_(std::move(pattern)),
         payload_(std::move(payload)),
-        seq_(seq) {}
+        seq_(seq),
+        position_(std::move(position)),
+        recovered_(recovered) {}
   Message(const Message&) = delete;
   Message& operator=(const Message&) = delete;
 
@@ -35,6 +41,10 @@ class Message {
   const std::string& pattern() const { return pattern_; }
   const std::string& payload() const { return payload_; }
   uint64_t seq() const { return seq_; }
+  // Offset 0 and an empty epoch for a channel that is not durable.
+  const StreamPosition& position() const { return position_; }
+  uint64_t offset() const { return position_.offset; }
+  bool recovered() const { return recovered_; }
 
   // The subscription this message was delivered for.
   Topic topic() const {
@@ -60,6 +70,8 @@ class Message {
   const std::string pattern_;
   const std::string payload_;
   const uint64_t seq_;
+  const StreamPosition position_;
+  const bool recovered_;
   mutable std::array<Slot, kMaxEncodings> encodings_;
 };
 

@@ -37,6 +37,73 @@ std::shared_ptr<Sink> Subscriber::PushMessage(const std::shared_ptr<const Messag
       return nullptr;
     }
   }
+  if (resumes_ != nullptr && ResumeTakesLocked(message)) return nullptr;
+  return QueueMessageLocked(message);
+}
+
+bool Subscriber::ResumeTakesLocked(const std::shared_ptr<const Message>& message) {
+  auto it = resumes_->find(message->topic());
+  if (it == resumes_->end()) return false;
+  Resume& r = it->second;
+  if (r.holding) {
+    if (r.held.size() >= options_.max_queued_messages) {
+      r.held.erase(r.held.begin());
+      ++dropped_[it->first];
+      if (totals_ != nullptr) totals_->dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    r.held.push_back(message);
+    return true;
+  }
+  if (message->position().epoch == r.floor.epoch && message->offset() <= r.floor.offset) {
+    return true;
+  }
+  // Messages of one channel come in order: once one is past the floor, so are the rest.
+  resumes_->erase(it);
+  if (resumes_->empty()) resumes_.reset();
+  return false;
+}
+
+void Subscriber::BeginResume(const Topic& topic) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok()) return;
+  if (resumes_ == nullptr) resumes_ = std::make_unique<absl::flat_hash_map<Topic, Resume>>();
+  (*resumes_)[topic] = Resume{};
+}
+
+std::shared_ptr<Sink> Subscriber::EndResume(
+    const Topic& topic, const Event* gap,
+    const std::vector<std::shared_ptr<const Message>>& recovered, const StreamPosition& after) {
+  absl::MutexLock lock(&mu_);
+  if (!status_.ok() || resumes_ == nullptr) return nullptr;
+  auto it = resumes_->find(topic);
+  if (it == resumes_->end() || !it->second.holding) return nullptr;
+  std::vector<std::shared_ptr<const Message>> held = std::move(it->second.held);
+  StreamPosition floor = recovered.empty() ? after : recovered.back()->position();
+  std::shared_ptr<Sink> sink;
+  auto keep = [&](std::shared_ptr<Sink> s) {
+    if (s != nullptr) sink = std::move(s);
+  };
+  if (gap != nullptr) {
+    PushLocked(*gap);
+    keep(ArmedSinkLocked());
+  }
+  for (const auto& m : recovered) {
+    keep(QueueMessageLocked(m));
+    if (!status_.ok()) return sink;
+  }
+  for (const auto& m : held) {
+    if (m->position().epoch == floor.epoch && m->offset() <= floor.offset) continue;
+    keep(QueueMessageLocked(m));
+    if (!status_.ok()) return sink;
+    floor = m->position();
+  }
+  it->second.holding = false;
+  it->second.floor = std::move(floor);
+  return sink;
+}
+
+std::shared_ptr<Sink> Subscriber::QueueMessageLocked(
+    const std::shared_ptr<const Message>& message) {
   const size_t cost = CostOf(*message);
   auto full = [&] {
     return queued_messages_ >= options_.max_queued_messages ||
@@ -118,6 +185,7 @@ std::shared_ptr<Sink> Subscriber::CloseLocked(absl::Status why) {
   dropped_.clear();
   confirming_.clear();
   stale_.clear();
+  resumes_.reset();
   queued_messages_ = 0;
   queued_bytes_ = 0;
   armed_ = false;
@@ -128,6 +196,10 @@ void Subscriber::Purge(const Topic& topic, uint64_t stale_until) {
   absl::MutexLock lock(&mu_);
   dropped_.erase(topic);
   confirming_.erase(topic);
+  if (resumes_ != nullptr) {
+    resumes_->erase(topic);
+    if (resumes_->empty()) resumes_.reset();
+  }
   if (stale_until > 0) {
     stale_[topic] = stale_until;
     stale_max_ = std::max(stale_max_, stale_until);

@@ -87,11 +87,39 @@ class Subscriber {
   // Drops the sink: after Disconnect nothing calls into the front end.
   void DetachSink() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A resume of a durable channel, in two steps around the hub's history read. From
+  // BeginResume, the topic's live messages are held back (at most max_queued_messages
+  // of them: past that the oldest are dropped and counted for a slow_consumer gap).
+  void BeginResume(const Topic& topic) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues `gap` (when given), the `recovered` messages, then the held live messages
+  // whose offset is above the last of them (above `after` when there are none), and
+  // ends the hold. Until a live message beyond that offset arrives, live messages at or
+  // below it (in the same epoch) are refused: the history read may have overtaken their
+  // delivery, and they were recovered already. Nothing happens when no resume of the
+  // topic is under way (the subscriber left it meanwhile).
+  std::shared_ptr<Sink> EndResume(const Topic& topic, const Event* gap,
+                                  const std::vector<std::shared_ptr<const Message>>& recovered,
+                                  const StreamPosition& after) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The topics held; guarded by the hub's lock, read and written only by the hub.
   absl::flat_hash_set<Topic>& topics() { return topics_; }
 
  private:
+  // A durable topic being resumed (holding) or just resumed (a floor).
+  struct Resume {
+    bool holding = true;
+    std::vector<std::shared_ptr<const Message>> held;
+    // After the hold: live messages at or below it are refused.
+    StreamPosition floor;
+  };
+
   std::shared_ptr<Sink> ArmedSinkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a message under the bounds and the slow-consumer policy.
+  std::shared_ptr<Sink> QueueMessageLocked(const std::shared_ptr<const Message>& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a resume takes the message (held, or refused below a floor).
+  bool ResumeTakesLocked(const std::shared_ptr<const Message>& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool TakeLocked(Event* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends, growing the ring by doubling.
@@ -122,6 +150,9 @@ class Subscriber {
   // True when the next push must call Sink::OnReady.
   bool armed_ ABSL_GUARDED_BY(mu_) = true;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
+  // Resumes under way or just done; null (a pointer's cost) for the many subscribers
+  // that never resume.
+  std::unique_ptr<absl::flat_hash_map<Topic, Resume>> resumes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<Topic> topics_;
 };
 

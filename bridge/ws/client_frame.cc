@@ -1,5 +1,6 @@
 #include "bridge/ws/client_frame.h"
 
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -44,6 +45,18 @@ bool TooDeep(std::string_view text) {
 
 ClientError Error(ErrorCode code, std::string message) { return {code, std::move(message)}; }
 
+std::optional<ClientError> CheckName(std::string_view field, const std::string& s,
+                                     const ClientFrameLimits& limits) {
+  if (s.empty())
+    return Error(ErrorCode::kBadChannel, absl::StrFormat("empty name in \"%s\"", field));
+  if (s.size() > limits.max_name_length) {
+    return Error(ErrorCode::kBadChannel,
+                 absl::StrFormat("a name in \"%s\" is %d bytes, the limit is %d", field, s.size(),
+                                 limits.max_name_length));
+  }
+  return std::nullopt;
+}
+
 // Reads an optional array of names into `out`; returns an error, or nothing.
 std::optional<ClientError> ReadNames(const Json& frame, const char* field,
                                      const ClientFrameLimits& limits,
@@ -66,15 +79,57 @@ std::optional<ClientError> ReadNames(const Json& frame, const char* field,
                    absl::StrFormat("\"%s\" must be an array of strings", field));
     }
     const auto& s = name.get_ref<const std::string&>();
-    if (s.empty()) {
-      return Error(ErrorCode::kBadChannel, absl::StrFormat("empty name in \"%s\"", field));
-    }
-    if (s.size() > limits.max_name_length) {
-      return Error(ErrorCode::kBadChannel,
-                   absl::StrFormat("a name in \"%s\" is %d bytes, the limit is %d", field, s.size(),
-                                   limits.max_name_length));
-    }
+    if (auto e = CheckName(field, s, limits)) return e;
     out->push_back(s);
+  }
+  return std::nullopt;
+}
+
+// Reads {"offset":N,"epoch":"e"}, as in "resume" and "since".
+std::optional<ClientError> ReadPosition(const Json& value, std::string_view field,
+                                        hub::StreamPosition* out) {
+  if (!value.is_object()) {
+    return Error(ErrorCode::kBadField,
+                 absl::StrFormat("\"%s\" needs {\"offset\":N,\"epoch\":\"...\"}", field));
+  }
+  auto offset = value.find("offset");
+  if (offset != value.end() && !offset->is_null()) {
+    if (!offset->is_number_unsigned()) {
+      return Error(ErrorCode::kBadField,
+                   absl::StrFormat("an offset in \"%s\" must be a whole number", field));
+    }
+    out->offset = offset->get<uint64_t>();
+  }
+  auto epoch = value.find("epoch");
+  if (epoch != value.end() && !epoch->is_null()) {
+    if (!epoch->is_string() || epoch->get_ref<const std::string&>().size() > 64) {
+      return Error(
+          ErrorCode::kBadField,
+          absl::StrFormat("an epoch in \"%s\" must be a string of at most 64 bytes", field));
+    }
+    out->epoch = epoch->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+std::optional<ClientError> ReadResume(const Json& frame, const ClientFrameLimits& limits,
+                                      SubscribeCommand* command) {
+  auto it = frame.find("resume");
+  if (it == frame.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) {
+    return Error(ErrorCode::kBadField,
+                 "\"resume\" must be an object of channel -> {\"offset\",\"epoch\"}");
+  }
+  if (it->size() > limits.max_names) {
+    return Error(
+        ErrorCode::kTooManySubscriptions,
+        absl::StrFormat("\"resume\" has %d names, the limit is %d", it->size(), limits.max_names));
+  }
+  for (const auto& [name, value] : it->items()) {
+    if (auto e = CheckName("resume", name, limits)) return e;
+    hub::StreamPosition position;
+    if (auto e = ReadPosition(value, "resume", &position)) return e;
+    command->resume.emplace_back(name, std::move(position));
   }
   return std::nullopt;
 }
@@ -84,10 +139,15 @@ ClientFrame ParseTopics(const Json& frame, const ClientFrameLimits& limits) {
   Command command;
   if (auto e = ReadNames(frame, "channels", limits, &command.channels)) return *std::move(e);
   if (auto e = ReadNames(frame, "patterns", limits, &command.patterns)) return *std::move(e);
-  if (command.channels.empty() && command.patterns.empty()) {
+  size_t resumed = 0;
+  if constexpr (std::is_same_v<Command, SubscribeCommand>) {
+    if (auto e = ReadResume(frame, limits, &command)) return *std::move(e);
+    resumed = command.resume.size();
+  }
+  if (command.channels.empty() && command.patterns.empty() && resumed == 0) {
     return Error(ErrorCode::kBadField, "give at least one of \"channels\" and \"patterns\"");
   }
-  if (command.channels.size() + command.patterns.size() > limits.max_names) {
+  if (command.channels.size() + command.patterns.size() + resumed > limits.max_names) {
     return Error(ErrorCode::kTooManySubscriptions,
                  absl::StrFormat("the frame names more than %d topics", limits.max_names));
   }
@@ -138,6 +198,34 @@ ClientFrame ParsePublish(const Json& frame, const ClientFrameLimits& limits) {
   return command;
 }
 
+ClientFrame ParseHistory(const Json& frame, const ClientFrameLimits& limits) {
+  HistoryCommand command;
+  if (auto id = frame.find("id"); id != frame.end() && !id->is_null()) {
+    if (!id->is_string() || id->get_ref<const std::string&>().size() > 64) {
+      return Error(ErrorCode::kBadField, "\"id\" must be a string of at most 64 bytes");
+    }
+    command.id = id->get<std::string>();
+  }
+  auto channel = frame.find("channel");
+  if (channel == frame.end() || !channel->is_string()) {
+    return Error(ErrorCode::kBadField, "\"channel\" must be a string");
+  }
+  command.channel = channel->get<std::string>();
+  if (auto e = CheckName("channel", command.channel, limits)) return *std::move(e);
+  if (auto limit = frame.find("limit"); limit != frame.end() && !limit->is_null()) {
+    if (!limit->is_number_unsigned()) {
+      return Error(ErrorCode::kBadField, "\"limit\" must be a whole number");
+    }
+    command.limit = limit->get<size_t>();
+  }
+  if (auto since = frame.find("since"); since != frame.end() && !since->is_null()) {
+    hub::StreamPosition position;
+    if (auto e = ReadPosition(*since, "since", &position)) return *std::move(e);
+    command.since = std::move(position);
+  }
+  return command;
+}
+
 }  // namespace
 
 ClientFrame ParseClientFrame(std::string_view text, const ClientFrameLimits& limits) {
@@ -158,6 +246,11 @@ ClientFrame ParseClientFrame(std::string_view text, const ClientFrameLimits& lim
     return publish;
   }
   if (name == "ping") return PingCommand{};
+  if (name == "history") {
+    ClientFrame history = ParseHistory(frame, limits);
+    if (auto* error = std::get_if<ClientError>(&history)) error->history = true;
+    return history;
+  }
   // Echo a bounded prefix only: the op is the client's input.
   return Error(ErrorCode::kUnknownOp,
                absl::StrFormat("unknown op \"%s\"", absl::CEscape(name.substr(0, 32))));

@@ -21,6 +21,8 @@ enum class ErrorCode {
   kUnavailable,           // the server cannot serve the request right now
   kForbidden,             // the token, or Redis (an ACL), does not allow a channel or pattern
   kTooManyTopics,         // the server holds its limit of channels plus patterns (--max_topics)
+  kNotDurable,            // a history request for a channel that keeps no history here
+  kHistoryFailed,         // Redis did not answer a history read
 };
 
 constexpr std::string_view ErrorCodeName(ErrorCode code) {
@@ -51,6 +53,10 @@ constexpr std::string_view ErrorCodeName(ErrorCode code) {
       return "forbidden";
     case ErrorCode::kTooManyTopics:
       return "too_many_topics";
+    case ErrorCode::kNotDurable:
+      return "not_durable";
+    case ErrorCode::kHistoryFailed:
+      return "history_failed";
   }
   return "unknown";
 }

@@ -118,13 +118,35 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+namespace {
+
+// ,"offset":N,"epoch":.. for a durable channel's message.
+void AppendPosition(std::string* out, const hub::Message& message) {
+  if (message.offset() == 0) return;
+  absl::StrAppend(out, ",\"offset\":", message.offset(), ",\"epoch\":");
+  AppendJsonString(out, message.position().epoch);
+}
+
+// ,"data":.. or ,"data_b64":.. when the payload is not UTF-8.
+void AppendData(std::string* out, const std::string& payload) {
+  if (IsValidUtf8(payload)) {
+    out->append(",\"data\":");
+    AppendJsonString(out, payload);
+  } else {
+    out->append(",\"data_b64\":\"");
+    out->append(absl::Base64Escape(payload));
+    out->push_back('"');
+  }
+}
+
+}  // namespace
+
 std::string MessageFrame(const hub::Message& message) {
   const std::string& payload = message.payload();
-  const bool text = IsValidUtf8(payload);
   std::string out;
   // Room for the fixed parts, the names, and the payload without escapes (or its base64).
-  out.reserve(64 + message.channel().size() + message.pattern().size() +
-              (text ? payload.size() + payload.size() / 8 : (payload.size() + 2) / 3 * 4));
+  out.reserve(96 + message.channel().size() + message.pattern().size() + payload.size() +
+              payload.size() / 3);
   out.append("{\"op\":\"message\",\"channel\":");
   AppendJsonString(&out, message.channel());
   if (!message.pattern().empty()) {
@@ -132,14 +154,9 @@ std::string MessageFrame(const hub::Message& message) {
     AppendJsonString(&out, message.pattern());
   }
   absl::StrAppend(&out, ",\"seq\":", message.seq());
-  if (text) {
-    out.append(",\"data\":");
-    AppendJsonString(&out, payload);
-  } else {
-    out.append(",\"data_b64\":\"");
-    out.append(absl::Base64Escape(payload));
-    out.push_back('"');
-  }
+  AppendPosition(&out, message);
+  if (message.recovered()) out.append(",\"recovered\":true");
+  AppendData(&out, payload);
   out.push_back('}');
   return out;
 }
@@ -197,14 +214,41 @@ std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_vie
 
 std::string PongFrame() { return "{\"op\":\"pong\"}"; }
 
-std::string PublishedFrame(std::string_view channel, int64_t receivers) {
+std::string PublishedFrame(std::string_view channel, const hub::PublishResult& result) {
   std::string out = "{\"op\":\"published\",\"channel\":";
   AppendJsonString(&out, channel);
-  if (receivers == hub::Upstream::kAlreadyPublished) {
-    out.append(",\"receivers\":0,\"duplicate\":true}");
-  } else {
-    absl::StrAppend(&out, ",\"receivers\":", receivers, "}");
+  absl::StrAppend(&out, ",\"receivers\":", result.duplicate ? 0 : result.receivers);
+  if (result.duplicate) out.append(",\"duplicate\":true");
+  if (result.position.offset > 0) {
+    absl::StrAppend(&out, ",\"offset\":", result.position.offset, ",\"epoch\":");
+    AppendJsonString(&out, result.position.epoch);
   }
+  out.push_back('}');
+  return out;
+}
+
+std::string HistoryFrame(std::string_view channel, std::string_view id,
+                         const hub::HistoryResult& result) {
+  std::string out = "{\"op\":\"history\",\"channel\":";
+  AppendJsonString(&out, channel);
+  if (!id.empty()) {
+    out.append(",\"id\":");
+    AppendJsonString(&out, id);
+  }
+  out.append(",\"epoch\":");
+  AppendJsonString(&out, result.epoch);
+  absl::StrAppend(&out, ",\"offset\":", result.top, ",\"messages\":[");
+  for (size_t i = 0; i < result.messages.size(); ++i) {
+    const hub::Message& m = *result.messages[i];
+    out.append(i > 0 ? ",{" : "{");
+    std::string fields;
+    AppendPosition(&fields, m);
+    AppendData(&fields, m.payload());
+    out.append(fields, 1, std::string::npos);  // without the leading comma
+    out.push_back('}');
+  }
+  absl::StrAppend(&out, "],\"history_lost\":", result.history_lost ? "true" : "false",
+                  ",\"lost\":", result.lost, "}");
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "bridge/hub/hub.h"
 #include "bridge/hub/message.h"
 #include "bridge/hub/topic.h"
 #include "bridge/ws/error_code.h"
@@ -17,8 +18,9 @@ inline constexpr int kWsEncodingSlot = 1;
 // The frames the server sends, as JSON text (docs/WEBSOCKET.md). Built by hand rather
 // than through a JSON library: MessageFrame is on the hot path, once per message.
 
-// {"op":"message","channel":..,["pattern":..,]"seq":N,"data":..} with "data_b64" in
-// place of "data" when the payload is not valid UTF-8.
+// {"op":"message","channel":..,["pattern":..,]"seq":N,["offset":N,"epoch":..,
+// ["recovered":true,]]"data":..} with "data_b64" in place of "data" when the payload is
+// not valid UTF-8; the offset and epoch on durable channels only.
 std::string MessageFrame(const hub::Message& message);
 // {"op":"subscribed","channel":..} or {"op":"subscribed","pattern":..}.
 std::string SubscribedFrame(const hub::Topic& topic);
@@ -34,9 +36,13 @@ std::string RefusedFrame(const hub::Topic& topic);
 // answers when the client pairs answers with requests ("publish").
 std::string ErrorFrame(ErrorCode code, std::string_view message, std::string_view request = {});
 std::string PongFrame();
-// {"op":"published","channel":..,"receivers":N}, or for hub::Upstream::kAlreadyPublished
-// {"op":"published","channel":..,"receivers":0,"duplicate":true}.
-std::string PublishedFrame(std::string_view channel, int64_t receivers);
+// {"op":"published","channel":..,"receivers":N[,"offset":N,"epoch":..]}, or for a
+// duplicate {"op":"published","channel":..,"receivers":0,"duplicate":true[,...]}.
+std::string PublishedFrame(std::string_view channel, const hub::PublishResult& result);
+// {"op":"history","channel":..,["id":..,]"epoch":..,"offset":N,"messages":[{"offset":N,
+// "epoch":..,"data":..},..],"history_lost":B,"lost":N}.
+std::string HistoryFrame(std::string_view channel, std::string_view id,
+                         const hub::HistoryResult& result);
 
 // RFC 6455 framing of one server-to-client text message: FIN and the text opcode, the
 // payload length in its 7-, 16- or 64-bit form, no mask (servers never mask), then `json`.

@@ -142,7 +142,9 @@ void WsSession::OnAccept(std::vector<std::string> channels, std::vector<std::str
     return BeginClose(websocket::close_code::going_away, "shutting down");
   }
   BRIDGE_LOG(Debug, "ws %s: open", peer_);
-  if (!channels.empty() || !patterns.empty()) Subscribe(std::move(channels), std::move(patterns));
+  if (!channels.empty() || !patterns.empty()) {
+    Subscribe(SubscribeCommand{std::move(channels), std::move(patterns), {}});
+  }
 }
 
 void WsSession::OnHubReady() {
@@ -235,9 +237,14 @@ void WsSession::Handle(ClientFrame frame) {
         using T = std::decay_t<decltype(f)>;
         if constexpr (std::is_same_v<T, ClientError>) {
           if (f.publish) return AnswerPublishError(BeginPublish(), f.code, f.message);
+          if (f.history) {
+            return AnswerPublish(BeginPublish(), ErrorFrame(f.code, f.message, "history"));
+          }
           SendError(f.code, f.message);
         } else if constexpr (std::is_same_v<T, SubscribeCommand>) {
-          Subscribe(std::move(f.channels), std::move(f.patterns));
+          Subscribe(std::move(f));
+        } else if constexpr (std::is_same_v<T, HistoryCommand>) {
+          History(std::move(f));
         } else if constexpr (std::is_same_v<T, UnsubscribeCommand>) {
           Unsubscribe(f);
         } else if constexpr (std::is_same_v<T, PublishCommand>) {
@@ -250,7 +257,11 @@ void WsSession::Handle(ClientFrame frame) {
       std::move(frame));
 }
 
-void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::string> patterns) {
+void WsSession::Subscribe(SubscribeCommand command) {
+  std::vector<std::string>& channels = command.channels;
+  std::vector<std::string>& patterns = command.patterns;
+  hub::ResumePositions resume;
+  for (auto& [channel, position] : command.resume) resume[channel] = std::move(position);
   // A bad name refuses the whole op (below); a topic outside the token's grant is, like
   // one Redis refuses, an error of its own, and the rest go ahead.
   auto valid = [&](const char* kind, const std::vector<std::string>& names) {
@@ -258,10 +269,22 @@ void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::st
       return state_->hub()->ValidateName(kind, name).ok();
     });
   };
-  if (valid("channel", channels) && valid("pattern", patterns)) {
+  const bool resume_valid = std::all_of(resume.begin(), resume.end(), [&](const auto& r) {
+    return state_->hub()->ValidateName("channel", r.first).ok();
+  });
+  if (valid("channel", channels) && valid("pattern", patterns) && resume_valid) {
     std::erase_if(channels, [&](const std::string& channel) {
       const absl::Status st = grant_->CheckSubscribeChannel(channel);
       if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Channel(channel), std::string(st.message())));
+      return !st.ok();
+    });
+    absl::erase_if(resume, [&](const auto& r) {
+      const absl::Status st = grant_->CheckSubscribeChannel(r.first);
+      // Listed in "channels" too, it was answered there already.
+      if (!st.ok() && std::find(command.channels.begin(), command.channels.end(), r.first) ==
+                          command.channels.end()) {
+        Send(ForbiddenFrame(hub::Topic::Channel(r.first), std::string(st.message())));
+      }
       return !st.ok();
     });
     std::erase_if(patterns, [&](const std::string& pattern) {
@@ -269,9 +292,9 @@ void WsSession::Subscribe(std::vector<std::string> channels, std::vector<std::st
       if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Pattern(pattern), std::string(st.message())));
       return !st.ok();
     });
-    if (channels.empty() && patterns.empty()) return;
+    if (channels.empty() && patterns.empty() && resume.empty()) return;
   }
-  const absl::Status st = state_->hub()->Subscribe(subscriber_, channels, patterns);
+  const absl::Status st = state_->hub()->Subscribe(subscriber_, channels, patterns, resume);
   if (st.ok()) return;  // "subscribed" frames follow through the hub
   switch (st.code()) {
     case absl::StatusCode::kInvalidArgument:
@@ -322,10 +345,45 @@ void WsSession::Publish(PublishCommand command) {
   state_->hub()->Publish(
       std::move(command.channel), std::move(command.payload), std::move(command.idempotency_key),
       [loop = loop_->shared_from_this(), session = weak_from_this(), id,
-       channel = std::move(channel)](absl::StatusOr<int64_t> receivers) mutable {
-        std::string json = receivers.ok() ? PublishedFrame(channel, *receivers)
-                                          : PublishErrorFrame(ErrorCode::kPublishFailed,
-                                                              receivers.status().message());
+       channel = std::move(channel)](absl::StatusOr<hub::PublishResult> result) mutable {
+        std::string json =
+            result.ok() ? PublishedFrame(channel, *result)
+                        : PublishErrorFrame(ErrorCode::kPublishFailed, result.status().message());
+        loop->Post([session = std::move(session), id, json = std::move(json)]() mutable {
+          if (auto self = session.lock()) self->AnswerPublish(id, std::move(json));
+        });
+      });
+}
+
+void WsSession::History(HistoryCommand command) {
+  // Answered in order with publishes, through the same bounded queue of answers.
+  const uint64_t id = BeginPublish();
+  auto refuse = [&](ErrorCode code, absl::string_view message) {
+    AnswerPublish(id,
+                  ErrorFrame(code, std::string_view(message.data(), message.size()), "history"));
+  };
+  if (absl::Status st = state_->hub()->ValidateName("channel", command.channel); !st.ok()) {
+    return refuse(ErrorCode::kBadChannel, st.message());
+  }
+  if (absl::Status st = grant_->CheckSubscribeChannel(command.channel); !st.ok()) {
+    return refuse(ErrorCode::kForbidden, st.message());
+  }
+  std::string channel = command.channel;
+  state_->hub()->History(
+      std::move(command.channel), std::move(command.since), command.limit,
+      [loop = loop_->shared_from_this(), session = weak_from_this(), id,
+       channel = std::move(channel),
+       request_id = std::move(command.id)](absl::StatusOr<hub::HistoryResult> result) mutable {
+        std::string json;
+        if (result.ok()) {
+          json = HistoryFrame(channel, request_id, *result);
+        } else {
+          const absl::string_view message = result.status().message();
+          json = ErrorFrame(result.status().code() == absl::StatusCode::kFailedPrecondition
+                                ? ErrorCode::kNotDurable
+                                : ErrorCode::kHistoryFailed,
+                            std::string_view(message.data(), message.size()), "history");
+        }
         loop->Post([session = std::move(session), id, json = std::move(json)]() mutable {
           if (auto self = session.lock()) self->AnswerPublish(id, std::move(json));
         });

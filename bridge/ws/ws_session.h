@@ -71,11 +71,13 @@ class WsSession : public std::enable_shared_from_this<WsSession>, public Coalesc
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   void Handle(ClientFrame frame);
-  void Subscribe(std::vector<std::string> channels, std::vector<std::string> patterns);
+  void Subscribe(SubscribeCommand command);
+  void History(HistoryCommand command);
   void Unsubscribe(const UnsubscribeCommand& command);
   void Publish(PublishCommand command);
-  // Answers are sent in the order of the publishes: refusals known at once wait behind
-  // earlier publishes still with Redis. `id` is the publish's place in that order.
+  // Answers are sent in the order of the publishes (and history requests, which share
+  // the order and its bound): refusals known at once wait behind earlier requests still
+  // with Redis. `id` is the request's place in that order.
   uint64_t BeginPublish();
   void AnswerPublish(uint64_t id, std::string json);
   // Reading stops while the replies a frame may cause could not be written.

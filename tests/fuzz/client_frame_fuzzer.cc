@@ -49,22 +49,38 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto j = MustParse(bridge::ws::ErrorFrame(e->code, e->message), "error frame");
     Check(j["code"] == bridge::ws::ErrorCodeName(e->code), "error code");
   } else if (const auto* s = std::get_if<bridge::ws::SubscribeCommand>(&frame)) {
-    Check(!s->channels.empty() || !s->patterns.empty(), "subscribe names something");
-    Check(s->channels.size() + s->patterns.size() <= kLimits.max_names, "subscribe limit");
+    Check(!s->channels.empty() || !s->patterns.empty() || !s->resume.empty(),
+          "subscribe names something");
+    Check(s->channels.size() + s->patterns.size() + s->resume.size() <= kLimits.max_names,
+          "subscribe limit");
     CheckNames(s->channels);
     CheckNames(s->patterns);
+    for (const auto& [channel, position] : s->resume) {
+      CheckNames({channel});
+      Check(position.epoch.size() <= 64, "resume epoch");
+    }
   } else if (const auto* u = std::get_if<bridge::ws::UnsubscribeCommand>(&frame)) {
     Check(u->channels.size() + u->patterns.size() <= kLimits.max_names, "unsubscribe limit");
     CheckNames(u->channels);
     CheckNames(u->patterns);
   } else if (const auto* p = std::get_if<bridge::ws::PublishCommand>(&frame)) {
     Check(!p->channel.empty() && p->channel.size() <= kLimits.max_name_length, "publish channel");
+  } else if (const auto* h = std::get_if<bridge::ws::HistoryCommand>(&frame)) {
+    CheckNames({h->channel});
+    Check(h->id.size() <= 64, "history id");
+    Check(!h->since.has_value() || h->since->epoch.size() <= 64, "history epoch");
   }
 
   // The same bytes as a Redis payload and channel name: the frame every browser gets
   // must be valid JSON that gives the payload back exactly.
   const bridge::hub::Message message(std::string(text.substr(0, 16)), "", std::string(text), 1);
   const auto j = MustParse(bridge::ws::MessageFrame(message), "message frame");
+  // And as a durable channel's message, with the bytes as its epoch too.
+  const bridge::hub::Message durable(std::string(text.substr(0, 16)), "", std::string(text), 1,
+                                     bridge::hub::StreamPosition{size + 1, std::string(text)},
+                                     size % 2 == 0);
+  const auto d = MustParse(bridge::ws::MessageFrame(durable), "durable message frame");
+  Check(d["offset"] == size + 1, "offset");
   if (j.contains("data")) {
     Check(j["data"].get<std::string>() == text, "data round trip");
   } else {

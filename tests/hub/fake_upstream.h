@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "bridge/hub/durable_envelope.h"
 #include "bridge/hub/upstream.h"
 
 namespace bridge::hub {
@@ -35,6 +36,97 @@ class FakeUpstream : public Upstream {
   void Publish(std::string channel, std::string payload, PublishCallback done) override {
     last_publish_ = channel + "=" + payload;
     done(int64_t{7});
+  }
+
+  // Durable channels: a history per channel, as the broker's script keeps it. A publish
+  // is stored at once and delivered when the test says so (DeliverOne); reads wait for
+  // CompleteReads, so a test chooses what a read sees and what arrives around it.
+  void PublishDurable(DurablePublish request, DurablePublishCallback done) override {
+    DurablePublished out;
+    {
+      absl::MutexLock lock(&mu_);
+      History& h = histories_[request.channel];
+      if (h.epoch.empty()) h.epoch = std::to_string(1000 + ++epochs_);
+      h.entries.push_back({++h.top, request.payload});
+      while (h.entries.size() > request.policy.max_len) h.entries.erase(h.entries.begin());
+      undelivered_.push_back({request.channel, SealEnvelope(h.epoch, h.top, request.payload)});
+      out.receivers = 1;
+      out.position = {h.top, h.epoch};
+    }
+    done(std::move(out));
+  }
+  void ReadHistory(HistoryQuery query, HistoryCallback done) override {
+    absl::MutexLock lock(&mu_);
+    reads_.push_back({std::move(query), std::move(done)});
+    ++reads_made_;
+  }
+  // Delivers the oldest undelivered durable message as Redis would on the channel's
+  // subscription; false when none is left.
+  bool DeliverOne() {
+    std::pair<std::string, std::string> m;
+    {
+      absl::MutexLock lock(&mu_);
+      if (undelivered_.empty()) return false;
+      m = std::move(undelivered_.front());
+      undelivered_.pop_front();
+    }
+    listener_->OnMessage(Topic::Channel(m.first), m.first, m.second);
+    return true;
+  }
+  void DeliverAll() {
+    while (DeliverOne()) {
+    }
+  }
+  // Published messages not delivered are lost, as a dropped connection loses them.
+  void LoseUndelivered() {
+    absl::MutexLock lock(&mu_);
+    undelivered_.clear();
+  }
+  // The broker lost the channel's history: the next publish starts a new epoch.
+  void ForgetHistory(const std::string& channel) {
+    absl::MutexLock lock(&mu_);
+    histories_.erase(channel);
+  }
+  // Answers the reads made so far from the history as it is now; returns how many.
+  // Reads made by the answers are left for the next call.
+  int CompleteReads() {
+    std::deque<std::pair<HistoryQuery, HistoryCallback>> reads;
+    {
+      absl::MutexLock lock(&mu_);
+      reads.swap(reads_);
+    }
+    for (auto& [q, done] : reads) {
+      HistoryPage page;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = histories_.find(q.channel);
+        if (it != histories_.end()) {
+          page.epoch = it->second.epoch;
+          page.top = it->second.top;
+          std::vector<HistoryEntry> all;
+          for (const auto& e : it->second.entries) {
+            if (!q.after.has_value() || e.offset > *q.after) all.push_back(e);
+          }
+          if (q.after.has_value()) {
+            if (all.size() > q.limit) all.resize(q.limit);
+          } else if (all.size() > q.limit) {
+            all.erase(all.begin(), all.end() - static_cast<ptrdiff_t>(q.limit));
+          }
+          page.entries = std::move(all);
+        }
+      }
+      done(std::move(page));
+    }
+    return static_cast<int>(reads.size());
+  }
+  // Completes reads until none is left.
+  void CompleteAllReads() {
+    while (CompleteReads() > 0) {
+    }
+  }
+  int reads_made() {
+    absl::MutexLock lock(&mu_);
+    return reads_made_;
   }
 
   // Confirms the oldest order, as Redis would; false when none is pending.
@@ -137,6 +229,16 @@ class FakeUpstream : public Upstream {
   absl::flat_hash_map<Topic, int> redis_;
   uint64_t epoch_ = 0;
   int subscribe_calls_ = 0;
+  struct History {
+    std::string epoch;
+    uint64_t top = 0;
+    std::vector<HistoryEntry> entries;
+  };
+  absl::flat_hash_map<std::string, History> histories_;
+  int epochs_ = 0;
+  std::deque<std::pair<std::string, std::string>> undelivered_;
+  std::deque<std::pair<HistoryQuery, HistoryCallback>> reads_;
+  int reads_made_ = 0;
 };
 
 // A sink that counts its wake-ups.

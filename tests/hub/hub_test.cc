@@ -537,14 +537,16 @@ TEST_F(HubTest, ShutdownClosesEverySubscriber) {
 }
 
 TEST_F(HubTest, PublishValidatesThenForwards) {
-  absl::StatusOr<int64_t> got;
-  hub_.Publish("", "x", [&](absl::StatusOr<int64_t> r) { got = r; });
+  absl::StatusOr<PublishResult> got;
+  auto keep = [&](absl::StatusOr<PublishResult> r) { got = std::move(r); };
+  hub_.Publish("", "x", "", keep);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
-  hub_.Publish("a", std::string((1 << 20) + 1, 'x'), [&](absl::StatusOr<int64_t> r) { got = r; });
+  hub_.Publish("a", std::string((1 << 20) + 1, 'x'), "", keep);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kResourceExhausted);
-  hub_.Publish("a", "hello", [&](absl::StatusOr<int64_t> r) { got = r; });
+  hub_.Publish("a", "hello", "", keep);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(*got, 7);
+  EXPECT_EQ(got->receivers, 7);
+  EXPECT_EQ(got->position.offset, 0u);
   EXPECT_EQ(upstream_.last_publish_, "a=hello");
 }
 

@@ -173,8 +173,8 @@ class ClusterBridge {
   absl::StatusOr<int64_t> Publish(const std::string& channel, const std::string& payload) {
     absl::Notification done;
     absl::StatusOr<int64_t> out;
-    hub_->Publish(channel, payload, [&](absl::StatusOr<int64_t> r) {
-      out = std::move(r);
+    hub_->Publish(channel, payload, "", [&](absl::StatusOr<hub::PublishResult> r) {
+      out = r.ok() ? absl::StatusOr<int64_t>(r->receivers) : r.status();
       done.Notify();
     });
     if (!done.WaitForNotificationWithTimeout(kWait)) {

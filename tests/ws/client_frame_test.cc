@@ -35,6 +35,52 @@ TEST(ClientFrameTest, SubscribePatternsOnlyAndUnknownFieldsIgnored) {
   EXPECT_THAT(s->patterns, ElementsAre("x*"));
 }
 
+TEST(ClientFrameTest, SubscribeWithResumePositions) {
+  const ClientFrame f = Parse(
+      R"({"op":"subscribe","channels":["a"],"resume":{"d.1":{"offset":7,"epoch":"e1"},"d.2":{}}})");
+  const auto* s = std::get_if<SubscribeCommand>(&f);
+  ASSERT_NE(s, nullptr) << CodeOf(f);
+  ASSERT_EQ(s->resume.size(), 2u);
+  EXPECT_EQ(s->resume[0].first, "d.1");
+  EXPECT_EQ(s->resume[0].second, (hub::StreamPosition{7, "e1"}));
+  EXPECT_EQ(s->resume[1].second, (hub::StreamPosition{0, ""}));
+  // "resume" alone is enough to subscribe.
+  EXPECT_EQ(CodeOf(Parse(R"({"op":"subscribe","resume":{"d":{"offset":1,"epoch":"e"}}})")), "");
+  for (const char* bad : {R"({"op":"subscribe","resume":["d"]})",
+                          R"({"op":"subscribe","resume":{"d":{"offset":-1}}})",
+                          R"({"op":"subscribe","resume":{"d":{"offset":1.5}}})",
+                          R"({"op":"subscribe","resume":{"d":{"epoch":7}}})",
+                          R"({"op":"subscribe","resume":{"d":7}})"}) {
+    EXPECT_EQ(CodeOf(Parse(bad)), "bad_field") << bad;
+  }
+  EXPECT_EQ(CodeOf(Parse(R"({"op":"subscribe","resume":{"":{"offset":1}}})")), "bad_channel");
+  ClientFrameLimits two;
+  two.max_names = 2;
+  EXPECT_EQ(CodeOf(ParseClientFrame(
+                R"({"op":"subscribe","channels":["a","b"],"resume":{"c":{"offset":1}}})", two)),
+            "too_many_subscriptions");
+}
+
+TEST(ClientFrameTest, History) {
+  const ClientFrame f = Parse(
+      R"({"op":"history","channel":"d","limit":5,"since":{"offset":3,"epoch":"e"},"id":"r"})");
+  const auto* h = std::get_if<HistoryCommand>(&f);
+  ASSERT_NE(h, nullptr) << CodeOf(f);
+  EXPECT_EQ(h->channel, "d");
+  EXPECT_EQ(h->limit, 5u);
+  ASSERT_TRUE(h->since.has_value());
+  EXPECT_EQ(*h->since, (hub::StreamPosition{3, "e"}));
+  EXPECT_EQ(h->id, "r");
+  const ClientFrame latest = Parse(R"({"op":"history","channel":"d"})");
+  ASSERT_NE(std::get_if<HistoryCommand>(&latest), nullptr);
+  EXPECT_FALSE(std::get<HistoryCommand>(latest).since.has_value());
+  const ClientFrame bad = Parse(R"({"op":"history","channel":"d","limit":"all"})");
+  EXPECT_EQ(CodeOf(bad), "bad_field");
+  EXPECT_TRUE(std::get<ClientError>(bad).history);
+  EXPECT_EQ(CodeOf(Parse(R"({"op":"history"})")), "bad_field");
+  EXPECT_EQ(CodeOf(Parse(R"({"op":"history","channel":""})")), "bad_channel");
+}
+
 TEST(ClientFrameTest, Unsubscribe) {
   const ClientFrame f = Parse(R"({"op":"unsubscribe","channels":["a"]})");
   const auto* s = std::get_if<UnsubscribeCommand>(&f);

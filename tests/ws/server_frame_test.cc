@@ -87,7 +87,51 @@ TEST(ServerFrameTest, ControlFrames) {
   EXPECT_EQ(answer["code"], "bad_channel");
   EXPECT_EQ(answer["request"], "publish");
   EXPECT_EQ(ParseOrDie(PongFrame())["op"], "pong");
-  EXPECT_EQ(ParseOrDie(PublishedFrame("c", 4))["receivers"], 4);
+  const Json published = ParseOrDie(PublishedFrame("c", hub::PublishResult{4, false, {}}));
+  EXPECT_EQ(published["receivers"], 4);
+  EXPECT_FALSE(published.contains("offset"));
+  const Json durable =
+      ParseOrDie(PublishedFrame("c", hub::PublishResult{0, true, hub::StreamPosition{9, "e1"}}));
+  EXPECT_EQ(durable["receivers"], 0);
+  EXPECT_EQ(durable["duplicate"], true);
+  EXPECT_EQ(durable["offset"], 9);
+  EXPECT_EQ(durable["epoch"], "e1");
+}
+
+TEST(ServerFrameTest, DurableMessagesCarryTheirPosition) {
+  const Json live =
+      ParseOrDie(MessageFrame(hub::Message("c", "", "hi", 3, hub::StreamPosition{12, "e"})));
+  EXPECT_EQ(live["offset"], 12);
+  EXPECT_EQ(live["epoch"], "e");
+  EXPECT_FALSE(live.contains("recovered"));
+  EXPECT_EQ(live["data"], "hi");
+  const Json recovered = ParseOrDie(MessageFrame(
+      hub::Message("c", "", std::string("\xff", 1), 0, hub::StreamPosition{5, "e"}, true)));
+  EXPECT_EQ(recovered["recovered"], true);
+  EXPECT_EQ(recovered["data_b64"], "/w==");
+  const Json plain = ParseOrDie(MessageFrame(hub::Message("c", "", "hi", 3)));
+  EXPECT_FALSE(plain.contains("offset"));
+  EXPECT_FALSE(plain.contains("epoch"));
+
+  hub::HistoryResult result;
+  result.epoch = "e";
+  result.top = 7;
+  result.history_lost = true;
+  result.lost = 2;
+  result.messages.push_back(
+      std::make_shared<const hub::Message>("c", "", "a", 0, hub::StreamPosition{6, "e"}, true));
+  result.messages.push_back(
+      std::make_shared<const hub::Message>("c", "", "b", 0, hub::StreamPosition{7, "e"}, true));
+  const Json history = ParseOrDie(HistoryFrame("c", "r1", result));
+  EXPECT_EQ(history["op"], "history");
+  EXPECT_EQ(history["id"], "r1");
+  EXPECT_EQ(history["offset"], 7);
+  EXPECT_EQ(history["history_lost"], true);
+  EXPECT_EQ(history["lost"], 2);
+  ASSERT_EQ(history["messages"].size(), 2u);
+  EXPECT_EQ(history["messages"][0]["offset"], 6);
+  EXPECT_EQ(history["messages"][1]["data"], "b");
+  EXPECT_FALSE(ParseOrDie(HistoryFrame("c", "", hub::HistoryResult{})).contains("id"));
 }
 
 TEST(ServerFrameTest, EveryByteRoundTrips) {

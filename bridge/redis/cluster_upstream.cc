@@ -22,6 +22,7 @@
 #include "bridge/redis/cluster_slot.h"
 #include "bridge/redis/cluster_topology.h"
 #include "bridge/redis/delivery_probe.h"
+#include "bridge/redis/durable_script.h"
 #include "bridge/redis/probe_channel.h"
 #include "bridge/redis/resp_connection.h"
 #include "bridge/redis/subscribe_refused.h"
@@ -246,12 +247,37 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   }
 
   void Publish(std::string channel, std::string payload, hub::Upstream::PublishCallback done) {
+    const bool sharded = IsSharded(channel);
+    const char* command = sharded ? "SPUBLISH" : "PUBLISH";
+    const int slot = KeySlot(channel);
+    Command(command, {command, std::move(channel), std::move(payload)}, slot, /*fcall=*/false,
+            [command, done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+              if (!reply.ok()) return done(reply.status());
+              const redisReply& r = **reply;
+              if (r.type == REDIS_REPLY_INTEGER) return done(static_cast<int64_t>(r.integer));
+              done(r.type == REDIS_REPLY_ERROR
+                       ? ReplyError(command, Text(r))
+                       : absl::InternalError(absl::StrCat(command, ": unexpected reply")));
+            });
+  }
+
+  // Answers a command exactly once: its reply (an error reply included, a MOVED only once
+  // the redirections allowed are spent), valid only during the call, or the status of a
+  // command that got none.
+  using ReplyHandler = absl::AnyInvocable<void(absl::StatusOr<const redisReply*> reply)>;
+
+  // Sends `argv` to the master of `slot` (following MOVED), within publish_timeout. An
+  // FCALL (`fcall`) finds the durable channels' library loaded on that master's
+  // connection, and is sent again, once, when Redis answers that it is missing.
+  void Command(std::string what, std::vector<std::string> argv, int slot, bool fcall,
+               ReplyHandler done) {
     auto job = std::make_shared<PublishJob>(strand_);
-    job->channel = std::move(channel);
-    job->payload = std::move(payload);
-    job->sharded = IsSharded(job->channel);
+    job->what = std::move(what);
+    job->argv = std::move(argv);
+    job->slot = slot;
+    job->fcall = fcall;
     job->done = std::move(done);
-    // One bound for the whole publish, redirections and waits for the topology included.
+    // One bound for the whole command, redirections and waits for the topology included.
     job->timer.expires_after(absl::ToChronoNanoseconds(options_.publish_timeout));
     job->timer.async_wait([weak = weak_from_this(), job](const boost::system::error_code& ec) {
       auto self = weak.lock();
@@ -261,9 +287,9 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     Dispatch(job);
   }
 
-  void PublishRejected(hub::Upstream::PublishCallback done) {
-    done(absl::UnavailableError(absl::StrCat("too many publishes waiting for Redis (",
-                                             options_.max_publishes_in_flight, ")")));
+  absl::Status RejectedError() const {
+    return absl::UnavailableError(absl::StrCat("too many publishes waiting for Redis (",
+                                               options_.max_publishes_in_flight, ")"));
   }
 
   void ReleasePublish() { in_flight_.fetch_sub(1, std::memory_order_acq_rel); }
@@ -295,16 +321,22 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     bool shard = false;
   };
 
-  // One publish, from Publish to its answer.
+  // One command on a publish connection (a publish, or a durable channel's FCALL), from
+  // Command to its answer.
   struct PublishJob {
     explicit PublishJob(Strand& strand) : timer(strand) {}
-    std::string channel;
-    std::string payload;
-    bool sharded = false;
+    // For the timeout's error: "PUBLISH", "FCALL bridge_publish", ...
+    std::string what;
+    std::vector<std::string> argv;
+    // The hash slot whose master runs it.
+    int slot = 0;
+    bool fcall = false;
+    // Sent again after a reply that the library was missing.
+    bool reloaded = false;
     // MOVED redirections followed so far.
     int redirects = 0;
     // Null once answered.
-    hub::Upstream::PublishCallback done;
+    ReplyHandler done;
     boost::asio::steady_timer timer;
     // The publish connection it was last sent on, for the timeout.
     std::string sent_on;
@@ -319,11 +351,14 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
     bool ready = false;
     // Publishes given before the connection was ready, sent once it is.
     std::vector<Job> before_ready;
+    // FUNCTION LOAD of the durable channels' library was sent on this connection: every
+    // FCALL sent after it finds it (one connection, in order).
+    bool library_sent = false;
   };
 
-  void Finish(const Job& job, absl::StatusOr<int64_t> result) {
+  void Finish(const Job& job, absl::StatusOr<const redisReply*> result) {
     if (job->done == nullptr) return;
-    hub::Upstream::PublishCallback done = std::move(job->done);
+    ReplyHandler done = std::move(job->done);
     job->done = nullptr;
     job->timer.cancel();
     done(std::move(result));
@@ -335,7 +370,7 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   void OnPublishTimeout(const Job& job) {
     if (job->done == nullptr) return;
     const absl::Status timed_out =
-        absl::DeadlineExceededError(absl::StrCat("Redis did not answer the publish within ",
+        absl::DeadlineExceededError(absl::StrCat("Redis did not answer ", job->what, " within ",
                                                  absl::FormatDuration(options_.publish_timeout)));
     auto it = publishers_.find(job->sent_on);
     if (job->sent_conn == nullptr || it == publishers_.end() ||
@@ -363,7 +398,7 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
       return Finish(job, absl::UnavailableError(stopped_ ? "server is shutting down"
                                                          : "no node of the Redis cluster answers"));
     }
-    const ClusterShard* shard = topology_.ShardOfSlot(KeySlot(job->channel));
+    const ClusterShard* shard = topology_.ShardOfSlot(job->slot);
     if (shard == nullptr) {
       // As for a subscribe: waits, within its timeout, for a topology that serves the slot.
       deferred_.push_back(job);
@@ -381,10 +416,21 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
   void Send(Publisher* publisher, const Job& job) {
     job->sent_on = publisher->key;
     job->sent_conn = publisher->conn.get();
-    publisher->conn->Command({job->sharded ? "SPUBLISH" : "PUBLISH", job->channel, job->payload},
-                             [weak = weak_from_this(), job](const redisReply* reply) {
-                               if (auto self = weak.lock()) self->OnPublishReply(job, reply);
-                             });
+    if (job->fcall && !publisher->library_sent) {
+      publisher->library_sent = true;
+      publisher->conn->Command(
+          DurableLibraryLoadCommand(), [key = publisher->key](const redisReply* reply) {
+            if (reply == nullptr || reply->type != REDIS_REPLY_ERROR) return;
+            // Its FCALLs fail with Redis' words, which their callers get.
+            BRIDGE_LOG(Warning,
+                       "redis cluster: cannot load the durable channels' library on %s (FUNCTION "
+                       "LOAD: %s)",
+                       key, Text(*reply));
+          });
+    }
+    publisher->conn->Command(job->argv, [weak = weak_from_this(), job](const redisReply* reply) {
+      if (auto self = weak.lock()) self->OnPublishReply(job, reply);
+    });
   }
 
   RespConnectionOptions ConnectionOptions(const RedisUrl::Node& node) const {
@@ -867,28 +913,34 @@ class ClusterCore : public std::enable_shared_from_this<ClusterCore> {
 
   void OnPublishReply(const Job& job, const redisReply* reply) {
     if (job->done == nullptr) return;
-    const char* command = job->sharded ? "SPUBLISH" : "PUBLISH";
     if (reply == nullptr) {
       // Sent, so perhaps delivered: not sent again.
       return Finish(job,
                     absl::UnavailableError("connection to the Redis cluster lost during publish"));
     }
-    if (reply->type == REDIS_REPLY_INTEGER) return Finish(job, reply->integer);
+    if (reply->type != REDIS_REPLY_ERROR) return Finish(job, reply);
     const absl::string_view error = Text(*reply);
     int slot = 0;
     RedisUrl::Node owner;
-    if (reply->type == REDIS_REPLY_ERROR &&
-        ParseRedirect(std::string_view(error.data(), error.size()), "MOVED", &slot, &owner)) {
+    if (ParseRedirect(std::string_view(error.data(), error.size()), "MOVED", &slot, &owner)) {
       topology_.Move(slot, owner);
       ScheduleRefresh(absl::ZeroDuration());
       if (job->redirects < 3) {
         ++job->redirects;
         return Dispatch(job);
       }
+    } else if (job->fcall && !job->reloaded &&
+               IsFunctionMissing(std::string_view(error.data(), error.size()))) {
+      // The library went from that master (FUNCTION FLUSH, a restart behind a proxy):
+      // loaded again before the call is sent once more.
+      job->reloaded = true;
+      auto it = publishers_.find(job->sent_on);
+      if (it != publishers_.end() && it->second->conn.get() == job->sent_conn) {
+        it->second->library_sent = false;
+      }
+      return Dispatch(job);
     }
-    Finish(job, reply->type == REDIS_REPLY_ERROR
-                    ? ReplyError(command, error)
-                    : absl::InternalError(absl::StrCat(command, ": unexpected reply")));
+    Finish(job, reply);
   }
 
   // --- Topology ---
@@ -1223,7 +1275,7 @@ void ClusterUpstream::Unsubscribe(const hub::Topic& topic, uint64_t epoch) {
 }
 
 void ClusterUpstream::Publish(std::string channel, std::string payload, PublishCallback done) {
-  if (!core_->ReservePublish()) return core_->PublishRejected(std::move(done));
+  if (!core_->ReservePublish()) return done(core_->RejectedError());
   boost::asio::post(
       core_->strand(), [core = core_, channel = std::move(channel), payload = std::move(payload),
                         done = std::move(done)]() mutable {
@@ -1232,6 +1284,51 @@ void ClusterUpstream::Publish(std::string channel, std::string payload, PublishC
                         core->ReleasePublish();
                         done(std::move(result));
                       });
+      });
+}
+
+void ClusterUpstream::PublishDurable(hub::DurablePublish request, DurablePublishCallback done) {
+  const bool sharded = IsSharded(request.channel);
+  absl::StatusOr<std::vector<std::string>> argv =
+      DurablePublishCommand(request, sharded, options_.publish_key_window);
+  if (!argv.ok()) return done(argv.status());
+  if (!core_->ReservePublish()) return done(core_->RejectedError());
+  boost::asio::post(core_->strand(), [core = core_, slot = KeySlot(request.channel),
+                                      argv = *std::move(argv), done = std::move(done)]() mutable {
+    core->Command(absl::StrCat("FCALL ", std::string(kDurablePublishFunction)), std::move(argv),
+                  slot, /*fcall=*/true,
+                  [core, done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+                    core->ReleasePublish();
+                    if (!reply.ok()) return done(reply.status());
+                    done(ParseDurablePublishReply(**reply));
+                  });
+  });
+}
+
+void ClusterUpstream::ReadHistory(hub::HistoryQuery query, HistoryCallback done) {
+  // Every answer is posted to the strand of the listener calls, as a handler of its own:
+  // never inside the caller (which may be a listener call) nor inside another handler's
+  // work, so that the hub may merge the page with the messages delivered around it.
+  auto answer = [core = core_,
+                 done = std::move(done)](absl::StatusOr<hub::HistoryPage> page) mutable {
+    boost::asio::post(core->strand(), [done = std::move(done), page = std::move(page)]() mutable {
+      done(std::move(page));
+    });
+  };
+  absl::StatusOr<std::vector<std::string>> argv = HistoryCommand(query);
+  if (!argv.ok()) return answer(argv.status());
+  if (!core_->ReservePublish()) return answer(core_->RejectedError());
+  boost::asio::post(
+      core_->strand(), [core = core_, slot = KeySlot(query.channel), argv = *std::move(argv),
+                        answer = std::move(answer)]() mutable {
+        core->Command(
+            absl::StrCat("FCALL_RO ", std::string(kDurableHistoryFunction)), std::move(argv), slot,
+            /*fcall=*/true,
+            [core, answer = std::move(answer)](absl::StatusOr<const redisReply*> reply) mutable {
+              core->ReleasePublish();
+              if (!reply.ok()) return answer(reply.status());
+              answer(ParseHistoryReply(**reply));
+            });
       });
 }
 

@@ -86,6 +86,15 @@ class ClusterUpstream : public hub::Upstream {
   // RedisUpstream's: UNAVAILABLE at once past max_publishes_in_flight, DEADLINE_EXCEEDED
   // after publish_timeout (and that master's publish connection is dropped and made anew).
   void Publish(std::string channel, std::string payload, PublishCallback done) override;
+  // FCALL bridge_publish (durable_script.h) on the master of the channel's slot, the slot
+  // of every key of the channel (following MOVED), with SPUBLISH for a sharded channel and
+  // PUBLISH otherwise; the library is loaded on that master's publish connection before
+  // its first FCALL. Bounded as Publish. INVALID_ARGUMENT for a channel that cannot be
+  // durable (a '}' outside a hash tag, see DurableHashTag).
+  void PublishDurable(hub::DurablePublish request, DurablePublishCallback done) override;
+  // FCALL_RO bridge_history on the master of the channel's slot, bounded as Publish.
+  // `done` runs on the strand of the listener calls, as a handler of its own.
+  void ReadHistory(hub::HistoryQuery query, HistoryCallback done) override;
 
   // Whether `channel` is carried by sharded pub/sub.
   bool IsSharded(std::string_view channel) const;

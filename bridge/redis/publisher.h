@@ -12,9 +12,13 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "bridge/hub/history.h"
 #include "bridge/hub/upstream.h"
 #include "bridge/redis/asio_hiredis.h"
 #include "bridge/redis/master_resolver.h"
@@ -24,9 +28,13 @@
 
 namespace bridge::redis {
 
-// The publish connection: every PUBLISH, bounded in count and bytes while unanswered,
-// each with its own timeout; a publish that times out resets the connection, which
-// hiredis would otherwise keep queueing behind. Reconnects through its Reconnector.
+// The publish connection: every PUBLISH, and the FCALLs of durable channels
+// (durable_script.h), bounded in count and bytes while unanswered, each with its own
+// timeout; a command that times out resets the connection, which hiredis would otherwise
+// keep queueing behind. Reconnects through its Reconnector, and loads the durable
+// channels' library on each new connection before it is marked ready (a Redis restarted
+// without persistence has lost it); an FCALL answered "Function not found" (a FUNCTION
+// FLUSH since) loads it and is sent again, once, within the same timeout.
 //
 // Owned by RedisUpstream and shared with its own queued handlers. Publish, ready and the
 // counters are safe from any thread; Start and Stop run on the strand. Every publish is
@@ -51,6 +59,12 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   // answers hub::Upstream::kAlreadyPublished when the key is already set.
   void Publish(std::string channel, std::string payload, std::string key,
                hub::Upstream::PublishCallback done);
+  // FCALL bridge_publish (classic PUBLISH), bounded as a publish. INVALID_ARGUMENT at
+  // once for a channel that cannot be durable (DurableKeysFor). `done` runs on any thread.
+  void PublishDurable(hub::DurablePublish request, hub::Upstream::DurablePublishCallback done);
+  // FCALL_RO bridge_history, bounded as a publish. `done` runs on any thread: the strand
+  // for a reply, the caller's for a fast failure.
+  void ReadHistory(hub::HistoryQuery query, hub::Upstream::HistoryCallback done);
 
   // True while the connection is ready.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
@@ -61,20 +75,38 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   uint64_t publish_resets() const { return resets_.load(std::memory_order_acquire); }
 
  private:
-  struct PendingPublish {
-    hub::Upstream::PublishCallback done;
+  // Answers a command exactly once: its reply (an error reply included), valid only during
+  // the call, or the status of a command that got none.
+  using ReplyHandler = absl::AnyInvocable<void(absl::StatusOr<const redisReply*> reply)>;
+
+  struct PendingCommand {
+    // For the logs and errors: "PUBLISH", "FCALL bridge_publish", ...
+    std::string what;
+    ReplyHandler done;
     std::unique_ptr<boost::asio::steady_timer> timer;
+    // An FCALL, kept to be sent again (once) when Redis answers that the library is
+    // missing; empty for other commands, and once sent again.
+    std::vector<std::string> fcall;
   };
 
-  // What a PUBLISH's hiredis callback needs; freed by that callback, which hiredis calls
+  // What a command's hiredis callback needs; freed by that callback, which hiredis calls
   // exactly once (with a null reply if the context goes first).
   struct PublishCall {
     Publisher* publisher;
     uint64_t id;
   };
 
-  void DoPublish(const std::string& channel, const std::string& payload, const std::string& key,
-                 hub::Upstream::PublishCallback done);
+  // Any thread: the in-flight bounds for `bytes`, then DoCommand on the strand. An FCALL
+  // (`fcall`) may be sent twice, see PendingCommand.
+  void Submit(std::string what, std::vector<std::string> argv, bool fcall, size_t bytes,
+              ReplyHandler done);
+  void DoCommand(std::string what, std::vector<std::string> argv, bool fcall, ReplyHandler done);
+  // Sends `argv` on `context` for the pending command `id`; false when hiredis refused.
+  bool Send(redisAsyncContext* context, uint64_t id, const std::vector<std::string>& argv);
+  // FUNCTION LOAD REPLACE of the durable channels' library; commands sent after it run
+  // after it (one connection, in order). A failure is logged, and the FCALLs fail.
+  void LoadLibrary(redisAsyncContext* context);
+  static void OnLibraryLoaded(redisAsyncContext* context, void* reply, void* privdata);
   static void OnReply(redisAsyncContext* context, void* reply, void* privdata);
   void OnReplied(uint64_t id, const redisReply* reply);
   void OnTimeout(uint64_t id, const boost::system::error_code& ec);
@@ -90,7 +122,7 @@ class Publisher : public std::enable_shared_from_this<Publisher> {
   // Strand only.
   bool stopped_ = false;
   uint64_t last_publish_id_ = 0;
-  absl::flat_hash_map<uint64_t, PendingPublish> pending_;
+  absl::flat_hash_map<uint64_t, PendingCommand> pending_;
 
   // Read from any thread for Publish's fast failure.
   std::atomic<bool> ready_{false};

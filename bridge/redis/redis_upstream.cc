@@ -160,6 +160,29 @@ void RedisUpstream::PublishWithKey(std::string channel, std::string payload, std
   publisher_->Publish(std::move(channel), std::move(payload), std::move(key), std::move(done));
 }
 
+void RedisUpstream::PublishDurable(hub::DurablePublish request, DurablePublishCallback done) {
+  publisher_->PublishDurable(std::move(request), std::move(done));
+}
+
+void RedisUpstream::ReadHistory(hub::HistoryQuery query, HistoryCallback done) {
+  // The Publisher and the SubscriberConnection share strand_ (Create gives both the
+  // same), so a reply's callback already runs on the strand of the listener calls; but a
+  // fast failure runs on the caller's thread, perhaps inside a listener call (the hub
+  // reading history as a message arrives). Posting every answer makes it a handler of
+  // its own on that strand, which is what the hub's merge of pages and messages needs.
+  publisher_->ReadHistory(std::move(query), [strand = strand_, &io = io_, done = std::move(done)](
+                                                absl::StatusOr<hub::HistoryPage> page) mutable {
+    if (io.stopped()) {
+      // Nothing runs the strand any more, so nothing else can run beside this: answered
+      // here rather than never.
+      return done(std::move(page));
+    }
+    boost::asio::post(strand, [done = std::move(done), page = std::move(page)]() mutable {
+      done(std::move(page));
+    });
+  });
+}
+
 bool RedisUpstream::connected() const { return publisher_->ready(); }
 
 RedisUpstreamStats RedisUpstream::Stats() const {

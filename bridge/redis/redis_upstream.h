@@ -56,6 +56,13 @@ class RedisUpstream : public hub::Upstream {
   void Publish(std::string channel, std::string payload, PublishCallback done) override;
   void PublishWithKey(std::string channel, std::string payload, std::string key,
                       PublishCallback done) override;
+  // FCALL bridge_publish on the publish connection (durable_script.h), with PUBLISH;
+  // bounded as Publish. INVALID_ARGUMENT for a channel that cannot be durable (a '}'
+  // outside a hash tag, see DurableHashTag).
+  void PublishDurable(hub::DurablePublish request, DurablePublishCallback done) override;
+  // FCALL_RO bridge_history on the publish connection, bounded as Publish. `done` runs on
+  // the strand of the listener calls, as a handler of its own.
+  void ReadHistory(hub::HistoryQuery query, HistoryCallback done) override;
 
   // True while the publish connection is ready.
   bool connected() const;

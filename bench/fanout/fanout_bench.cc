@@ -232,6 +232,7 @@ int RunStorm(Receiver* receiver, GrpcClients* clients, const PublisherOptions& p
   out["recovered_expected"] = behind > 0 ? want * static_cast<uint64_t>(n) : 0;
   out["incomplete"] = incomplete;
   out["gaps"] = gaps;
+  out["gap_reasons"] = receiver->gap_reasons();
   out["target_cpu_s"] = target_cpu;
   out["redis_cpu_s"] = redis_cpu;
   out["server_cpu_s"] = target_cpu + redis_cpu;
@@ -256,7 +257,17 @@ int RunStorm(Receiver* receiver, GrpcClients* clients, const PublisherOptions& p
       static_cast<long long>(before.rss_kb), static_cast<long long>(peak.peak_rss_kb));
   Emit(out);
   clients->Stop();
-  return finished == n && incomplete == 0 && receiver->failed() == 0 ? 0 : 1;
+  if (finished == n && incomplete == 0 && receiver->failed() == 0) return 0;
+  std::string reasons;
+  for (const auto& [reason, count] : receiver->gap_reasons()) {
+    reasons += " " + reason + ":" + std::to_string(count);
+  }
+  std::fprintf(stderr,
+               "fanout_bench: --storm: %d of %d streams done, %d incomplete, %d failed, %llu "
+               "gaps%s\n",
+               finished, n, incomplete, receiver->failed(), static_cast<unsigned long long>(gaps),
+               reasons.empty() ? "" : (" (" + reasons.substr(1) + ")").c_str());
+  return 1;
 }
 
 int Main() {
@@ -484,6 +495,7 @@ int Main() {
       out["lossy_subscribers"] = lossy;
       out["reordered"] = reordered;
       out["gaps"] = gaps;
+      out["gap_reasons"] = receiver.gap_reasons();
       out["malformed"] = receiver.malformed();
       out["duration_s"] = active_s;
       out["deliveries_per_s"] = active_s > 0 ? static_cast<double>(delivered) / active_s : 0;

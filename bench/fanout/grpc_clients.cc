@@ -163,9 +163,15 @@ class GrpcClients::Stream {
         r->OnMessage(index_, payload, offset, recovered);
         break;
       }
-      case 3:  // Gap
-        r->OnGap(index_);
+      case 3: {  // Gap: the reason is field 2
+        std::string_view g = value, v, reason;
+        uint64_t f = 0;
+        while (ReadField(&g, &f, &v)) {
+          if (f == 2) reason = v;
+        }
+        r->OnGap(index_, reason);
         break;
+      }
     }
   }
 

@@ -76,13 +76,27 @@ void Receiver::ResetCounts() {
   }
   durable_.store(0);
   caught_up_.store(0);
+  {
+    std::lock_guard<std::mutex> lock(gap_mu_);
+    gap_reasons_.clear();
+  }
   delivered_.store(0);
   last_delivery_ns_.store(0);
   malformed_.store(0);
   latency_.Reset();
 }
 
-void Receiver::OnGap(int i) { ++subs_[i].gaps; }
+void Receiver::OnGap(int i, std::string_view reason) {
+  ++subs_[i].gaps;
+  if (reason.empty()) return;
+  std::lock_guard<std::mutex> lock(gap_mu_);
+  ++gap_reasons_[std::string(reason)];
+}
+
+std::map<std::string, uint64_t> Receiver::gap_reasons() const {
+  std::lock_guard<std::mutex> lock(gap_mu_);
+  return gap_reasons_;
+}
 
 void Receiver::OnFailed(int i, std::string_view why) {
   Subscriber& s = subs_[i];

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,7 +64,8 @@ class Receiver {
   // `offset` is a durable channel's (0 for a plain one); a `recovered` message came from
   // the history, so its latency is not recorded.
   void OnMessage(int i, std::string_view payload, uint64_t offset = 0, bool recovered = false);
-  void OnGap(int i);
+  // `reason` is the Gap's, when the transport gives it.
+  void OnGap(int i, std::string_view reason = {});
   void OnFailed(int i, std::string_view why);
 
   int live() const { return live_.load(std::memory_order_acquire); }
@@ -71,6 +74,8 @@ class Receiver {
   uint64_t last_delivery_ns() const { return last_delivery_ns_.load(std::memory_order_relaxed); }
   const LatencyHistogram& latency() const { return latency_; }
   uint64_t malformed() const { return malformed_.load(); }
+  // How many gaps each reason announced (those with a reason).
+  std::map<std::string, uint64_t> gap_reasons() const;
   // Messages that carried a durable channel's offset.
   uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
 
@@ -98,6 +103,9 @@ class Receiver {
   uint64_t catch_up_offset_ = 0;
   std::atomic<int> caught_up_{0};
   std::atomic<bool> reported_failure_{false};
+  // Gaps are rare: a lock is cheap enough.
+  mutable std::mutex gap_mu_;
+  std::map<std::string, uint64_t> gap_reasons_;
   LatencyHistogram latency_;
 };
 

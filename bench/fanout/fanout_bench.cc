@@ -1,9 +1,12 @@
 // fanout_bench: N subscribers of one transport (gRPC streams, WebSockets, or plain Redis
 // connections) against a running target; publishes M messages of S bytes straight to
-// Redis (on a cluster, SPUBLISH to each channel's master) and reports deliveries/s,
-// publish->receive latency, loss and reordering, and the CPU and memory of the target and
-// of its Redis (all its nodes). One human table and one JSON line per run. Starts nothing
-// by itself: bench/run starts the servers.
+// Redis (on a cluster, SPUBLISH to each channel's master), or through the target's gRPC
+// Publish, and reports deliveries/s, publish->receive latency, loss and reordering, and the
+// CPU and memory of the target and of its Redis (all its nodes). With no subscribers it
+// measures publishing alone. With --storm: publishes to a durable channel first, then
+// opens every stream at once, resuming from an older offset, and measures the catch-up.
+// One human table and one JSON line per run. Starts nothing by itself: bench/run starts
+// the servers.
 #include <sys/types.h>
 
 #include <algorithm>
@@ -37,7 +40,14 @@ ABSL_FLAG(bool, redis_cluster, false,
           "--redis is a node of a Redis Cluster: publish with SPUBLISH, each message to the "
           "master that owns its channel's hash slot (the server must carry the channels as "
           "sharded pub/sub)");
-ABSL_FLAG(int, subscribers, 100, "number of subscribers (streams, sockets, connections)");
+ABSL_FLAG(std::string, publish_via, "redis",
+          "redis: publish straight to --redis; grpc: through the target's bridge.v1.Bridge/"
+          "Publish (--transport=grpc), as a durable channel's messages must be");
+ABSL_FLAG(uint64_t, publish_in_flight, 128,
+          "--publish_via=grpc: the most Publish calls in flight at once");
+ABSL_FLAG(int, subscribers, 100,
+          "number of subscribers (streams, sockets, connections); 0 with --publish_via=grpc "
+          "measures publishing alone");
 ABSL_FLAG(int, channels, 1, "channels; subscriber i takes channel i % channels");
 ABSL_FLAG(std::string, channel_prefix, "bench", "channel names are <prefix>.<index>");
 ABSL_FLAG(uint64_t, messages, 1000, "messages to publish in all");
@@ -63,6 +73,14 @@ ABSL_FLAG(bool, idle, false, "only connect, hold, and measure the target's memor
 ABSL_FLAG(double, hold, 2, "--idle: seconds to hold the connections before measuring");
 ABSL_FLAG(int, reps, 1, "publish runs on the same connections, one JSON line each");
 ABSL_FLAG(std::string, label, "", "name of the system under test, copied to the JSON");
+ABSL_FLAG(bool, storm, false,
+          "a resume storm on a durable channel (--transport=grpc, --channels=1): publish "
+          "--messages through the target's Publish with no subscriber, then open the "
+          "--subscribers streams at once and time until each has the last offset (with "
+          "--resume_behind) or is subscribed (without)");
+ABSL_FLAG(uint64_t, resume_behind, 0,
+          "--storm: each stream resumes this many messages before the last one published; "
+          "0: plain subscribes, nothing to recover");
 ABSL_FLAG(std::string, json, "", "also append the JSON line to this file");
 
 namespace bridge::bench {
@@ -112,12 +130,176 @@ void Emit(const nlohmann::json& out) {
   }
 }
 
+// The time from `start` to each subscriber's moment (`when` of it; 0: never), in ms:
+// p50, p99 and max of those that came.
+nlohmann::json TimesMs(Receiver* receiver, uint64_t start,
+                       uint64_t (*when)(const Receiver::Subscriber&)) {
+  std::vector<uint64_t> ns;
+  for (int i = 0; i < receiver->size(); ++i) {
+    const uint64_t t = when(receiver->subscriber(i));
+    if (t != 0) ns.push_back(t > start ? t - start : 0);
+  }
+  if (ns.empty()) return nullptr;
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    return static_cast<double>(ns[static_cast<size_t>(q * static_cast<double>(ns.size() - 1))]) /
+           1e6;
+  };
+  return {{"p50", at(0.5)}, {"p99", at(0.99)}, {"max", at(1.0)}, {"count", ns.size()}};
+}
+
+// --storm: the history first (published through the target with no subscriber), then every
+// stream at once; measured from the first stream opened to the last subscriber done.
+int RunStorm(Receiver* receiver, GrpcClients* clients, const PublisherOptions& po, uint64_t behind,
+             pid_t target_pid, const std::vector<pid_t>& redis_pids, nlohmann::json out) {
+  const int n = receiver->size();
+  PublisherOptions history = po;
+  history.fanout = 0;  // Nobody is subscribed yet.
+  history.duration_seconds = 0;
+  Publisher publisher(history, receiver);
+  if (auto st = publisher.Connect(); !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.ToString().c_str());
+    return 1;
+  }
+  const PublisherResult pr = publisher.Run();
+  out["kind"] = "storm";
+  out["published"] = pr.published;
+  out["publish_s"] = pr.seconds;
+  out["publish_errors"] = pr.errors;
+  out["top_offset"] = pr.top_offset;
+  out["epoch"] = pr.epoch;
+  if (pr.errors > 0 || pr.durable != pr.published || pr.top_offset == 0) {
+    std::fprintf(stderr,
+                 "fanout_bench: --storm: %llu of %llu publishes answered an offset (%llu "
+                 "failed): is %s a durable channel of the target?\n",
+                 static_cast<unsigned long long>(pr.durable),
+                 static_cast<unsigned long long>(pr.published),
+                 static_cast<unsigned long long>(pr.errors), receiver->ChannelName(0).c_str());
+    Emit(out);
+    return 1;
+  }
+  const uint64_t from = pr.top_offset - std::min(behind, pr.top_offset);
+  const uint64_t want = pr.top_offset - from;  // each subscriber's recovered messages
+  if (behind > 0) {
+    clients->set_resume(from, pr.epoch);
+    receiver->set_catch_up_offset(pr.top_offset);
+  }
+  out["resume_behind"] = behind;
+  out["resume_from"] = behind > 0 ? nlohmann::json(from) : nlohmann::json(nullptr);
+
+  const ProcSample before = SampleProcess(target_pid);
+  ResetPeakRss(target_pid);
+  const CpuSample c0 = SampleCpu(target_pid, redis_pids);
+  clients->Start();
+  const uint64_t deadline =
+      c0.wall_ns + static_cast<uint64_t>(absl::GetFlag(FLAGS_connect_timeout) * 1e9);
+  auto done = [&] {
+    return (behind > 0 ? receiver->caught_up() : receiver->live()) + receiver->failed() >= n;
+  };
+  while (!done() && NowNs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const CpuSample c1 = SampleCpu(target_pid, redis_pids);
+  const ProcSample peak = SampleProcess(target_pid);
+
+  uint64_t recovered = 0, gaps = 0;
+  int incomplete = 0;
+  for (int i = 0; i < n; ++i) {
+    const Receiver::Subscriber& s = receiver->subscriber(i);
+    recovered += s.recovered;
+    gaps += s.gaps;
+    // Each offset after `from` once, in order, every one recovered.
+    if (behind > 0 && (s.first_offset != from + 1 || s.received != want || s.recovered != want ||
+                       s.reordered != 0)) {
+      ++incomplete;
+    }
+  }
+  const nlohmann::json subscribed =
+      TimesMs(receiver, c0.wall_ns, [](const Receiver::Subscriber& s) { return s.subscribed_ns; });
+  const nlohmann::json caught_up =
+      TimesMs(receiver, c0.wall_ns, [](const Receiver::Subscriber& s) { return s.caught_up_ns; });
+  const nlohmann::json& finish = behind > 0 ? caught_up : subscribed;
+  const int finished = behind > 0 ? receiver->caught_up() : receiver->live();
+  const double target_cpu = c1.target - c0.target;
+  const double redis_cpu = c1.redis - c0.redis;
+  out["live"] = receiver->live();
+  out["connect_failed"] = receiver->failed();
+  out["finished"] = finished;
+  out["storm_ms"] = finish.is_null() ? nlohmann::json(nullptr) : finish["max"];
+  out["subscribed_ms"] = subscribed;
+  out["caught_up_ms"] = caught_up;
+  out["recovered"] = recovered;
+  out["recovered_expected"] = behind > 0 ? want * static_cast<uint64_t>(n) : 0;
+  out["incomplete"] = incomplete;
+  out["gaps"] = gaps;
+  out["gap_reasons"] = receiver->gap_reasons();
+  out["target_cpu_s"] = target_cpu;
+  out["redis_cpu_s"] = redis_cpu;
+  out["server_cpu_s"] = target_cpu + redis_cpu;
+  out["server_kernel_s"] = c1.server_kernel - c0.server_kernel;
+  out["server_cpu_ms_per_subscriber"] = (target_cpu + redis_cpu) * 1e3 / n;
+  out["server_cpu_us_per_recovered"] =
+      recovered > 0 ? (target_cpu + redis_cpu) * 1e6 / static_cast<double>(recovered) : 0;
+  out["generator_cpu_s"] = c1.own - c0.own;
+  out["rss_before_kb"] = before.rss_kb;
+  out["target_peak_rss_kb"] = peak.peak_rss_kb;
+  out["target_rss_kb"] = peak.rss_kb;
+  out["target_threads"] = peak.threads;
+  std::printf(
+      "%-22s storm %5d subs  %s  done %d  in %.1f ms  recovered %llu of %llu  incomplete %d  "
+      "gaps %llu  CPU Bridge %.3f s Redis %.3f s  RSS %lld -> peak %lld KiB\n",
+      absl::GetFlag(FLAGS_label).c_str(), n,
+      behind > 0 ? ("resume " + std::to_string(behind) + " behind").c_str() : "join", finished,
+      finish.is_null() ? 0.0 : finish["max"].get<double>(),
+      static_cast<unsigned long long>(recovered),
+      static_cast<unsigned long long>(out["recovered_expected"].get<uint64_t>()), incomplete,
+      static_cast<unsigned long long>(gaps), target_cpu, redis_cpu,
+      static_cast<long long>(before.rss_kb), static_cast<long long>(peak.peak_rss_kb));
+  Emit(out);
+  clients->Stop();
+  if (finished == n && incomplete == 0 && receiver->failed() == 0) return 0;
+  std::string reasons;
+  for (const auto& [reason, count] : receiver->gap_reasons()) {
+    reasons += " " + reason + ":" + std::to_string(count);
+  }
+  std::fprintf(stderr,
+               "fanout_bench: --storm: %d of %d streams done, %d incomplete, %d failed, %llu "
+               "gaps%s\n",
+               finished, n, incomplete, receiver->failed(), static_cast<unsigned long long>(gaps),
+               reasons.empty() ? "" : (" (" + reasons.substr(1) + ")").c_str());
+  return 1;
+}
+
 int Main() {
   const std::string transport = absl::GetFlag(FLAGS_transport);
   const int n = absl::GetFlag(FLAGS_subscribers);
   const int channels = absl::GetFlag(FLAGS_channels);
-  if (n <= 0 || channels <= 0 || n % channels != 0) {
-    std::fprintf(stderr, "--subscribers must be a positive multiple of --channels\n");
+  const std::string publish_via = absl::GetFlag(FLAGS_publish_via);
+  const bool storm = absl::GetFlag(FLAGS_storm);
+  const bool via_grpc = publish_via == "grpc" || storm;
+  if (publish_via != "redis" && publish_via != "grpc") {
+    std::fprintf(stderr, "--publish_via must be redis or grpc\n");
+    return 2;
+  }
+  if (via_grpc && (transport != "grpc" || absl::GetFlag(FLAGS_redis_cluster))) {
+    std::fprintf(stderr,
+                 "publishing through the target (--publish_via=grpc, --storm) needs "
+                 "--transport=grpc and no --redis_cluster\n");
+    return 2;
+  }
+  if (storm && (channels != 1 || n <= 0 || absl::GetFlag(FLAGS_reps) > 1 ||
+                absl::GetFlag(FLAGS_idle) || absl::GetFlag(FLAGS_messages) == 0)) {
+    std::fprintf(stderr,
+                 "--storm is one run of one channel: --channels=1, --subscribers > 0, "
+                 "--messages > 0, no --reps or --idle\n");
+    return 2;
+  }
+  // No subscriber: a run of publishes alone, which only the target's Publish can count.
+  const bool publish_only = n == 0 && via_grpc && !storm && !absl::GetFlag(FLAGS_idle);
+  if ((n <= 0 && !publish_only) || channels <= 0 || n % channels != 0) {
+    std::fprintf(stderr,
+                 "--subscribers must be a positive multiple of --channels (or 0 with "
+                 "--publish_via=grpc)\n");
     return 2;
   }
   const uint64_t fanout = static_cast<uint64_t>(n / channels);
@@ -149,18 +331,24 @@ int Main() {
   std::unique_ptr<Clients> clients;
   const int threads = absl::GetFlag(FLAGS_threads);
   const int concurrency = absl::GetFlag(FLAGS_connect_concurrency);
-  if (transport == "grpc") {
-    clients = std::make_unique<GrpcClients>(&receiver, absl::GetFlag(FLAGS_target),
-                                            absl::GetFlag(FLAGS_grpc_connections), threads,
-                                            absl::GetFlag(FLAGS_grpc_batched));
+  GrpcClients* grpc_clients = nullptr;
+  if (transport != "grpc" && transport != "ws" && transport != "redis") {
+    std::fprintf(stderr, "--transport must be grpc, ws or redis\n");
+    return 2;
+  }
+  if (publish_only) {
+    // Nobody to subscribe.
+  } else if (transport == "grpc") {
+    auto g = std::make_unique<GrpcClients>(&receiver, absl::GetFlag(FLAGS_target),
+                                           absl::GetFlag(FLAGS_grpc_connections), threads,
+                                           absl::GetFlag(FLAGS_grpc_batched));
+    grpc_clients = g.get();
+    clients = std::move(g);
   } else if (transport == "ws") {
     clients = std::make_unique<WsClients>(&receiver, host, port, absl::GetFlag(FLAGS_ws_path),
                                           threads, concurrency);
-  } else if (transport == "redis") {
-    clients = std::make_unique<RedisClients>(&receiver, host, port, threads, concurrency);
   } else {
-    std::fprintf(stderr, "--transport must be grpc, ws or redis\n");
-    return 2;
+    clients = std::make_unique<RedisClients>(&receiver, host, port, threads, concurrency);
   }
 
   nlohmann::json out;
@@ -171,11 +359,37 @@ int Main() {
   out["channels"] = channels;
   out["payload"] = absl::GetFlag(FLAGS_payload);
   out["idle"] = absl::GetFlag(FLAGS_idle);
+  out["publish_via"] = via_grpc ? "grpc" : "redis";
+
+  PublisherOptions po;
+  SplitHostPort(absl::GetFlag(FLAGS_redis), &po.host, &po.port);
+  po.cluster = absl::GetFlag(FLAGS_redis_cluster);
+  if (via_grpc) po.grpc_target = absl::GetFlag(FLAGS_target);
+  po.grpc_in_flight = absl::GetFlag(FLAGS_publish_in_flight);
+  po.channels = channels;
+  po.messages = absl::GetFlag(FLAGS_messages);
+  po.payload_bytes = absl::GetFlag(FLAGS_payload);
+  po.rate = absl::GetFlag(FLAGS_rate);
+  po.fanout = fanout;
+  po.duration_seconds = absl::GetFlag(FLAGS_duration);
+  po.window = absl::GetFlag(FLAGS_window);
+  // About 20k deliveries in flight: enough to keep every system busy, few enough that
+  // none is buried under a backlog, and always under Bridge's default queue bound (4096
+  // messages per subscriber), so no slow-consumer policy fires in a saturation run. With
+  // no subscriber only the pipeline bounds the publishes in flight.
+  if (po.window == 0) {
+    po.window = fanout > 0 ? std::clamp<uint64_t>(20000 / fanout, 4, 1000) : uint64_t{1} << 40;
+  }
+
+  if (storm) {
+    return RunStorm(&receiver, grpc_clients, po, absl::GetFlag(FLAGS_resume_behind), target_pid,
+                    redis_pids, out);
+  }
 
   // Ramp: connect everyone and wait for every subscription to be confirmed.
   const ProcSample before_connect = SampleProcess(target_pid);
   const uint64_t ramp_start = NowNs();
-  clients->Start();
+  if (clients) clients->Start();
   const uint64_t deadline =
       ramp_start + static_cast<uint64_t>(absl::GetFlag(FLAGS_connect_timeout) * 1e9);
   while (receiver.live() + receiver.failed() < n && NowNs() < deadline) {
@@ -207,20 +421,6 @@ int Main() {
         static_cast<long long>(before_connect.rss_kb), static_cast<long long>(held.rss_kb), per,
         ramp_s);
   } else if (rc == 0) {
-    PublisherOptions po;
-    SplitHostPort(absl::GetFlag(FLAGS_redis), &po.host, &po.port);
-    po.cluster = absl::GetFlag(FLAGS_redis_cluster);
-    po.channels = channels;
-    po.messages = absl::GetFlag(FLAGS_messages);
-    po.payload_bytes = absl::GetFlag(FLAGS_payload);
-    po.rate = absl::GetFlag(FLAGS_rate);
-    po.fanout = fanout;
-    po.duration_seconds = absl::GetFlag(FLAGS_duration);
-    po.window = absl::GetFlag(FLAGS_window);
-    // About 20k deliveries in flight: enough to keep every system busy, few enough that
-    // none is buried under a backlog, and always under Bridge's default queue bound (4096
-    // messages per subscriber), so no slow-consumer policy fires in a saturation run.
-    if (po.window == 0) po.window = std::clamp<uint64_t>(20000 / fanout, 4, 1000);
     const int reps = std::max(1, absl::GetFlag(FLAGS_reps));
     for (int rep = 0; rep < reps; ++rep) {
       if (rep > 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -252,8 +452,9 @@ int Main() {
       const ProcSample peak = SampleProcess(target_pid);
       const uint64_t delivered = receiver.delivered();
       const uint64_t end = std::max(receiver.last_delivery_ns(), c0.wall_ns + 1);
-      const double active_s = Seconds(end - c0.wall_ns);
       const double wall_s = Seconds(c1.wall_ns - c0.wall_ns);
+      // Publishing alone ends with the last answer.
+      const double active_s = publish_only ? wall_s : Seconds(end - c0.wall_ns);
       uint64_t lost = 0, reordered = 0, gaps = 0;
       int lossy = 0;
       const uint64_t per_channel_total = pr.published / channels;
@@ -294,10 +495,24 @@ int Main() {
       out["lossy_subscribers"] = lossy;
       out["reordered"] = reordered;
       out["gaps"] = gaps;
+      out["gap_reasons"] = receiver.gap_reasons();
       out["malformed"] = receiver.malformed();
       out["duration_s"] = active_s;
       out["deliveries_per_s"] = active_s > 0 ? static_cast<double>(delivered) / active_s : 0;
       out["messages_per_s"] = active_s > 0 ? static_cast<double>(pr.published) / active_s : 0;
+      // What each publish cost the target and its Redis (with subscribers, their fan-out
+      // too).
+      const double published = static_cast<double>(std::max<uint64_t>(pr.published, 1));
+      out["target_cpu_us_per_publish"] = target_cpu * 1e6 / published;
+      out["redis_cpu_us_per_publish"] = redis_cpu * 1e6 / published;
+      out["server_cpu_us_per_publish"] = server_cpu * 1e6 / published;
+      out["server_kernel_us_per_publish"] = (c1.server_kernel - c0.server_kernel) * 1e6 / published;
+      if (via_grpc) {
+        out["durable_answers"] = pr.durable;
+        out["top_offset"] = pr.top_offset;
+        out["epoch"] = pr.epoch;
+      }
+      out["durable_deliveries"] = receiver.durable();
       out["latency_us"] = {{"p50", us(h.Quantile(0.5))},
                            {"p90", us(h.Quantile(0.9))},
                            {"p99", us(h.Quantile(0.99))},
@@ -324,6 +539,19 @@ int Main() {
       out["target_peak_rss_kb"] = peak.peak_rss_kb;
       out["target_rss_kb"] = peak.rss_kb;
       out["target_threads"] = peak.threads;
+      if (publish_only) {
+        std::printf(
+            "%-22s publish %4d ch  %5llu B  %.0f publishes/s  errors %llu  durable %llu  srv "
+            "%.2f us/publish (Redis %.2f)  gen util %.2f  [%s]  RSS %lld KiB\n",
+            absl::GetFlag(FLAGS_label).c_str(), channels,
+            static_cast<unsigned long long>(po.payload_bytes), out["messages_per_s"].get<double>(),
+            static_cast<unsigned long long>(pr.errors), static_cast<unsigned long long>(pr.durable),
+            out["server_cpu_us_per_publish"].get<double>(),
+            out["redis_cpu_us_per_publish"].get<double>(), gen_util, bottleneck,
+            static_cast<long long>(peak.peak_rss_kb));
+        Emit(out);
+        continue;
+      }
       std::printf(
           "%-22s %-5s subs %5d ch %4d  %5llu B  %s  deliv/s %10.0f  p50 %8.1f p99 %8.1f p99.9 "
           "%8.1f max %8.1f us  lost %llu reord %llu gaps %llu  srv %.2f us/deliv (util %.2f)  "
@@ -338,11 +566,11 @@ int Main() {
           static_cast<long long>(peak.peak_rss_kb));
       Emit(out);
     }
-    clients->Stop();
+    if (clients) clients->Stop();
     return rc;
   }
   Emit(out);
-  clients->Stop();
+  if (clients) clients->Stop();
   return rc;
 }
 

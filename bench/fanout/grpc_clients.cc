@@ -19,14 +19,18 @@ bool ReadVarint(std::string_view* in, uint64_t* v) {
   return false;
 }
 
-// Reads one field: its number and, when length-delimited, its bytes; varints are skipped.
-bool ReadField(std::string_view* in, uint64_t* field, std::string_view* value) {
+// Reads one field: its number and, when length-delimited, its bytes, or when a varint, its
+// value (in `number`, if given).
+bool ReadField(std::string_view* in, uint64_t* field, std::string_view* value,
+               uint64_t* number = nullptr) {
   uint64_t tag = 0, len = 0;
   if (!ReadVarint(in, &tag)) return false;
   *field = tag >> 3;
   if ((tag & 7) == 0) {
     *value = {};
-    return ReadVarint(in, &len);
+    if (!ReadVarint(in, &len)) return false;
+    if (number != nullptr) *number = len;
+    return true;
   }
   if ((tag & 7) != 2 || !ReadVarint(in, &len) || len > in->size()) return false;
   *value = in->substr(0, len);
@@ -55,7 +59,15 @@ class GrpcClients::Stream {
 
   void Begin(::grpc::GenericStub* stub, ::grpc::CompletionQueue* cq) {
     v1::SubscribeRequest request;
-    request.add_channels(owner_->receiver_->ChannelName(owner_->receiver_->ChannelOf(index_)));
+    const std::string channel =
+        owner_->receiver_->ChannelName(owner_->receiver_->ChannelOf(index_));
+    if (owner_->resume_) {
+      v1::StreamPosition& from = (*request.mutable_resume())[channel];
+      from.set_offset(owner_->resume_offset_);
+      from.set_epoch(owner_->resume_epoch_);
+    } else {
+      request.add_channels(channel);
+    }
     std::string bytes = request.SerializeAsString();
     ::grpc::Slice slice(bytes);
     request_ = ::grpc::ByteBuffer(&slice, 1);
@@ -135,20 +147,31 @@ class GrpcClients::Stream {
       case 1:  // Subscribed
         r->OnSubscribed(index_);
         break;
-      case 2: {  // Message: the payload is field 3
-        std::string_view m = value, v;
-        uint64_t f = 0;
-        while (ReadField(&m, &f, &v)) {
+      case 2: {  // Message: payload 3, and a durable channel's offset 5 and recovered 7
+        std::string_view m = value, v, payload;
+        uint64_t f = 0, number = 0, offset = 0;
+        bool recovered = false;
+        while (ReadField(&m, &f, &v, &number)) {
           if (f == 3) {
-            r->OnMessage(index_, v);
-            break;
+            payload = v;
+          } else if (f == 5) {
+            offset = number;
+          } else if (f == 7) {
+            recovered = number != 0;
           }
         }
+        r->OnMessage(index_, payload, offset, recovered);
         break;
       }
-      case 3:  // Gap
-        r->OnGap(index_);
+      case 3: {  // Gap: the reason is field 2
+        std::string_view g = value, v, reason;
+        uint64_t f = 0;
+        while (ReadField(&g, &f, &v)) {
+          if (f == 2) reason = v;
+        }
+        r->OnGap(index_, reason);
         break;
+      }
     }
   }
 

@@ -25,6 +25,14 @@ class GrpcClients : public Clients {
   GrpcClients(Receiver* receiver, std::string target, int connections, int threads, bool batched);
   ~GrpcClients() override;
 
+  // Every stream resumes its channel (a durable one) after this position instead of
+  // subscribing plainly. Call before Start.
+  void set_resume(uint64_t offset, std::string epoch) {
+    resume_offset_ = offset;
+    resume_epoch_ = std::move(epoch);
+    resume_ = true;
+  }
+
   void Start() override;
   void Stop() override;
 
@@ -37,6 +45,9 @@ class GrpcClients : public Clients {
   Receiver* const receiver_;
   const std::string target_;
   const bool batched_;
+  bool resume_ = false;
+  uint64_t resume_offset_ = 0;
+  std::string resume_epoch_;
   std::vector<std::shared_ptr<::grpc::Channel>> channels_;
   std::vector<std::unique_ptr<::grpc::GenericStub>> stubs_;
   std::vector<std::unique_ptr<Poller>> pollers_;

@@ -41,6 +41,10 @@ absl::StatusOr<size_t> Publisher::Open(const std::string& host, int port) {
 }
 
 absl::Status Publisher::Connect() {
+  if (!options_.grpc_target.empty()) {
+    grpc_ = std::make_unique<GrpcPublisher>(options_.grpc_target);
+    return grpc_->Connect(10);
+  }
   if (options_.cluster) return ConnectCluster();
   absl::StatusOr<size_t> link = Open(options_.host, options_.port);
   if (!link.ok()) return link.status();
@@ -100,6 +104,11 @@ absl::Status Publisher::ConnectCluster() {
 }
 
 absl::Status Publisher::Drain(bool block, uint64_t keep) {
+  if (grpc_) {
+    grpc_->Collect(block, keep);
+    pending_ = grpc_->in_flight();
+    return absl::OkStatus();
+  }
   for (Link& link : links_) {
     int done = 0;
     while (!done) {
@@ -166,7 +175,7 @@ PublisherResult Publisher::Run() {
                                : UINT64_MAX;
   while (i < m && NowNs() < stop_at) {
     // The window: messages published minus messages delivered to every subscriber.
-    const uint64_t done = receiver_->delivered() / options_.fanout;
+    const uint64_t done = options_.fanout > 0 ? receiver_->delivered() / options_.fanout : i;
     const uint64_t in_flight = i > done ? i - done : 0;
     uint64_t room = options_.window > in_flight ? options_.window - in_flight : 0;
     if (room == 0) {
@@ -203,19 +212,40 @@ PublisherResult Publisher::Run() {
           static_cast<uint64_t>(static_cast<double>(now - start) / ns_per_message) + 1;
       batch = std::min(batch, due_count > i ? due_count - i : 1);
     }
+    if (grpc_) {
+      // Room for the batch among the calls in flight.
+      const uint64_t cap = std::max<uint64_t>(1, options_.grpc_in_flight);
+      batch = std::min(batch, cap);
+      if (pending_ + batch > cap && !Drain(true, cap - batch).ok()) break;
+    }
     for (uint64_t k = 0; k < batch; ++k, ++i) {
       const uint64_t c = i % channels;
       const std::string payload = MakePayload(i / channels + 1, NowNs(), options_.payload_bytes);
+      ++pending_;
+      if (grpc_) {
+        grpc_->Publish(names[c], payload);
+        continue;
+      }
       Link& link = links_[route_[c]];
       redisAppendCommand(link.ctx, options_.cluster ? "SPUBLISH %b %b" : "PUBLISH %b %b",
                          names[c].data(), names[c].size(), payload.data(), payload.size());
       ++link.pending;
-      ++pending_;
     }
-    if (!Drain(pending_ > kMaxPipeline, kMaxPipeline / 2).ok()) break;
+    if (grpc_) {
+      grpc_->Collect(false, 0);
+      pending_ = grpc_->in_flight();
+    } else if (!Drain(pending_ > kMaxPipeline, kMaxPipeline / 2).ok()) {
+      break;
+    }
   }
   result_.published = i;
   if (!Drain(true, 0).ok()) ++result_.errors;
+  if (grpc_) {
+    result_.errors += grpc_->errors();
+    result_.durable = grpc_->durable();
+    result_.top_offset = grpc_->top_offset();
+    result_.epoch = grpc_->epoch();
+  }
   result_.seconds = static_cast<double>(NowNs() - start) / 1e9;
   return result_;
 }

@@ -4,11 +4,13 @@
 #include <hiredis/hiredis.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "bench/fanout/grpc_publisher.h"
 #include "bench/fanout/receiver.h"
 
 namespace bridge::bench {
@@ -19,6 +21,11 @@ struct PublisherOptions {
   // host:port is one node of a Redis Cluster: every message goes out as SPUBLISH to the
   // master that owns its channel's hash slot, one pipelined connection per master.
   bool cluster = false;
+  // Non-empty: publish through the server's gRPC Publish RPC at this host:port instead of
+  // straight to Redis (a durable channel's messages must go through Bridge).
+  std::string grpc_target;
+  // With grpc_target: the most Publish calls in flight at once.
+  uint64_t grpc_in_flight = 128;
   int channels = 1;
   uint64_t messages = 1000;
   size_t payload_bytes = 100;
@@ -26,7 +33,8 @@ struct PublisherOptions {
   double rate = 0;
   // Most messages published but not yet delivered to every subscriber (on average).
   uint64_t window = 64;
-  // Subscribers per channel: how many deliveries one message makes.
+  // Subscribers per channel: how many deliveries one message makes; 0 for a run without
+  // subscribers (no window then: only the pipeline bounds what is in flight).
   uint64_t fanout = 1;
   // How long the window may stay shut with no delivery before the publisher gives up
   // waiting (lost messages never come).
@@ -41,11 +49,17 @@ struct PublisherResult {
   uint64_t errors = 0;
   uint64_t stalls = 0;
   double seconds = 0;
+  // Through gRPC: the answers that carried a durable channel's offset, the highest offset
+  // answered and its epoch.
+  uint64_t durable = 0;
+  uint64_t top_offset = 0;
+  std::string epoch;
 };
 
 // Publishes straight to Redis with PUBLISH (or, on a cluster, SPUBLISH to each channel's
 // master), pipelined: commands go out in batches and replies are collected without
-// blocking until the pipeline is deep. Message i goes to channel i % channels with that
+// blocking until the pipeline is deep. Or, with grpc_target, through the server's Publish
+// RPC, at most grpc_in_flight calls at once. Message i goes to channel i % channels with that
 // channel's sequence number i / channels + 1.
 class Publisher {
  public:
@@ -76,6 +90,8 @@ class Publisher {
   const PublisherOptions options_;
   Receiver* const receiver_;
   std::vector<Link> links_;
+  // Set with grpc_target: then there are no links.
+  std::unique_ptr<GrpcPublisher> grpc_;
   // For each channel, the index of the link its messages go out on.
   std::vector<size_t> route_;
   uint64_t pending_ = 0;

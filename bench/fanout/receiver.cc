@@ -36,10 +36,11 @@ void Receiver::OnSubscribed(int i) {
   Subscriber& s = subs_[i];
   if (s.live) return;
   s.live = true;
+  s.subscribed_ns = NowNs();
   live_.fetch_add(1, std::memory_order_release);
 }
 
-void Receiver::OnMessage(int i, std::string_view payload) {
+void Receiver::OnMessage(int i, std::string_view payload, uint64_t offset, bool recovered) {
   const uint64_t now = NowNs();
   uint64_t seq = 0, sent = 0;
   if (!ParsePayload(payload, &seq, &sent)) {
@@ -48,12 +49,22 @@ void Receiver::OnMessage(int i, std::string_view payload) {
   }
   Subscriber& s = subs_[i];
   ++s.received;
-  if (seq <= s.last_seq) {
+  const uint64_t order = offset > 0 ? offset : seq;
+  if (order <= s.last_seq) {
     ++s.reordered;
   } else {
-    s.last_seq = seq;
+    s.last_seq = order;
   }
-  latency_.Record(now > sent ? now - sent : 0);
+  if (offset > 0) {
+    durable_.fetch_add(1, std::memory_order_relaxed);
+    if (s.first_offset == 0) s.first_offset = offset;
+    if (recovered) ++s.recovered;
+    if (catch_up_offset_ > 0 && offset >= catch_up_offset_ && s.caught_up_ns == 0) {
+      s.caught_up_ns = now;
+      caught_up_.fetch_add(1, std::memory_order_release);
+    }
+  }
+  if (!recovered) latency_.Record(now > sent ? now - sent : 0);
   last_delivery_ns_.store(now, std::memory_order_relaxed);
   delivered_.fetch_add(1, std::memory_order_release);
 }
@@ -61,6 +72,13 @@ void Receiver::OnMessage(int i, std::string_view payload) {
 void Receiver::ResetCounts() {
   for (auto& s : subs_) {
     s.received = s.last_seq = s.reordered = s.gaps = 0;
+    s.first_offset = s.recovered = s.caught_up_ns = 0;
+  }
+  durable_.store(0);
+  caught_up_.store(0);
+  {
+    std::lock_guard<std::mutex> lock(gap_mu_);
+    gap_reasons_.clear();
   }
   delivered_.store(0);
   last_delivery_ns_.store(0);
@@ -68,7 +86,17 @@ void Receiver::ResetCounts() {
   latency_.Reset();
 }
 
-void Receiver::OnGap(int i) { ++subs_[i].gaps; }
+void Receiver::OnGap(int i, std::string_view reason) {
+  ++subs_[i].gaps;
+  if (reason.empty()) return;
+  std::lock_guard<std::mutex> lock(gap_mu_);
+  ++gap_reasons_[std::string(reason)];
+}
+
+std::map<std::string, uint64_t> Receiver::gap_reasons() const {
+  std::lock_guard<std::mutex> lock(gap_mu_);
+  return gap_reasons_;
+}
 
 void Receiver::OnFailed(int i, std::string_view why) {
   Subscriber& s = subs_[i];

@@ -101,6 +101,13 @@ absl::Status App::Start() {
   // A Publish larger than the payload limit gets RESOURCE_EXHAUSTED from the hub with a
   // clear message; far larger ones are stopped by gRPC before they are read.
   builder.SetMaxReceiveMessageSize(static_cast<int>(options_.hub.max_payload_bytes + 64 * 1024));
+  // Two filters of gRPC's server stack that Bridge has no use for, each with state in every
+  // call's arena (an idle stream is mostly that state: docs/BENCHMARKS.md). Bridge never
+  // compresses what it sends (decompression of what clients send is another filter, kept),
+  // and its clients' deadlines end their calls from their side, with a RST_STREAM that gRPC
+  // reports as OnCancel; a client gone without one is found by keepalive.
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_COMPRESSION, 0);
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_DEADLINE_CHECKS, 0);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(

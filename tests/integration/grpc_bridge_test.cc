@@ -693,6 +693,44 @@ TEST_F(GrpcBridgeTest, CancelReleasesSubscriptionsAtOnce) {
   }));
 }
 
+// Bridge leaves gRPC's deadline filter out of its server stack (app.cc): a client's
+// deadline still ends its stream, from the client's side, and the server releases the
+// stream's subscriptions when it hears of it.
+TEST_F(GrpcBridgeTest, ClientDeadlineEndsStreamAndReleasesSubscriptions) {
+  StartApp();
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  auto reader = stub_->Subscribe(&ctx, Channels({"d1"}));
+  v1::Event first;
+  ASSERT_TRUE(reader->Read(&first));
+  ASSERT_TRUE(first.has_subscribed());
+  EXPECT_EQ(redis_.NumSub("d1"), 1);
+  v1::Event event;
+  while (reader->Read(&event)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), ::grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(WaitFor([&] { return redis_.NumSub("d1") == 0; }));
+}
+
+// Bridge leaves gRPC's compression filter out of its server stack (app.cc); decompressing
+// what clients send is another filter, kept: a gzip-compressed Publish is delivered.
+TEST_F(GrpcBridgeTest, CompressedPublishIsDelivered) {
+  StartApp();
+  StreamReader r(channel_, Channels({"zipped"}));
+  ASSERT_TRUE(r.WaitSubscribed());
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  v1::PublishRequest req;
+  req.set_channel("zipped");
+  req.set_payload(std::string(4096, 'z'));
+  v1::PublishResponse resp;
+  ASSERT_TRUE(stub_->Publish(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.receivers(), 1);
+  ASSERT_TRUE(r.WaitForEvents(2));
+  EXPECT_EQ(r.events()[1].message().payload(), std::string(4096, 'z'));
+}
+
 // A Publish that Redis holds must not keep the drain past its grace: gRPC's shutdown
 // waits for every call, Publish included, and the upstream would answer it only at its
 // publish timeout.

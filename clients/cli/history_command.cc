@@ -1,12 +1,8 @@
 #include "clients/cli/history_command.h"
 
-#include <chrono>
-#include <memory>
-
 #include "bridge/v1/bridge.grpc.pb.h"
-#include "clients/cli/connection.h"
 #include "clients/cli/event_formatter.h"
-#include "grpcpp/client_context.h"
+#include "clients/cli/unary_call.h"
 
 namespace bridgectl {
 
@@ -18,23 +14,10 @@ int RunHistory(const Options& options, StopSignal& stop, std::ostream& out, std:
     request.mutable_since()->set_offset(*options.since_offset);
     request.mutable_since()->set_epoch(options.since_epoch);
   }
-  std::unique_ptr<bridge::v1::Bridge::Stub> stub =
-      bridge::v1::Bridge::NewStub(ConnectToBridge(options.addr));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoNanoseconds(options.timeout));
-  AddAuthorization(options.token, &context);
-  bridge::v1::HistoryResponse response;
-  stop.SetCall(&context);
-  const grpc::Status status = stub->History(&context, request, &response);
-  stop.ClearCall();
-  if (stop.stopped()) return kExitOk;
-  if (!status.ok()) {
-    ReportCallError(status, options.token, err);
-    return kExitError;
-  }
-  out << EventFormatter(options.json).History(options.channel, response) << '\n';
-  return kExitOk;
+  return RunUnaryCall(options, stop, out, err, &bridge::v1::Bridge::Stub::History, request,
+                      [&](const bridge::v1::HistoryResponse& response) {
+                        return EventFormatter(options.json).History(options.channel, response);
+                      });
 }
 
 }  // namespace bridgectl

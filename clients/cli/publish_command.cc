@@ -4,16 +4,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <utility>
 
 #include "bridge/v1/bridge.grpc.pb.h"
 #include "clients/cli/connection.h"
 #include "clients/cli/event_formatter.h"
-#include "grpcpp/client_context.h"
+#include "clients/cli/unary_call.h"
 
 namespace bridgectl {
 namespace {
@@ -78,23 +76,10 @@ int RunPublish(const Options& options, StopSignal& stop, int in_fd, std::ostream
     }
     request.set_payload(std::move(payload));
   }
-  std::unique_ptr<bridge::v1::Bridge::Stub> stub =
-      bridge::v1::Bridge::NewStub(ConnectToBridge(options.addr));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoNanoseconds(options.timeout));
-  AddAuthorization(options.token, &context);
-  bridge::v1::PublishResponse response;
-  stop.SetCall(&context);
-  const grpc::Status status = stub->Publish(&context, request, &response);
-  stop.ClearCall();
-  if (stop.stopped()) return kExitOk;
-  if (!status.ok()) {
-    ReportCallError(status, options.token, err);
-    return kExitError;
-  }
-  out << EventFormatter(options.json).Published(options.channel, response) << '\n';
-  return kExitOk;
+  return RunUnaryCall(options, stop, out, err, &bridge::v1::Bridge::Stub::Publish, request,
+                      [&](const bridge::v1::PublishResponse& response) {
+                        return EventFormatter(options.json).Published(options.channel, response);
+                      });
 }
 
 }  // namespace bridgectl

@@ -641,7 +641,10 @@ void Hub::OnRecoveryRead(const Topic& topic, uint64_t id, absl::StatusOr<Recover
       auto m = std::make_shared<const Message>(topic.name, std::string(), std::move(payload), seq,
                                                pos, from_history);
       t->delivered = std::move(pos);
-      for (const auto& s : to) AddNotify(s->PushMessage(m), &fx.notify);
+      // Numbered past every fan-out started: none runs beside this (one sequence), so a
+      // subscriber that left and joined again meanwhile must not take it for a stale one.
+      const uint64_t after_all = fanouts_started_.load(std::memory_order_relaxed) + 1;
+      for (const auto& s : to) AddNotify(s->PushMessage(m, after_all), &fx.notify);
       deliveries_.store(deliveries_.load(std::memory_order_relaxed) + to.size(),
                         std::memory_order_relaxed);
     };

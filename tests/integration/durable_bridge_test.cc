@@ -276,6 +276,27 @@ TEST_F(DurableBridgeTest, WithAppendOnlyFilesAResumeRecoversEverythingAfterARest
   for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i].offset(), 1 + i);
 }
 
+// Another service publishes durably straight to Redis, as docs/DURABLE.md shows; Bridge's
+// subscribers get the message with its offset, and it is in the history.
+TEST_F(DurableBridgeTest, AnotherServicePublishesWithFcall) {
+  auto app = StartApp();
+  auto stub = Stub(*app);
+  StreamReader reader(Connect(app->grpc_port()), Channels({"d.fcall"}));
+  ASSERT_TRUE(reader.WaitSubscribed());
+  const std::string epoch = Publish(*stub, "d.fcall", "through bridge").epoch();
+  absl::StatusOr<std::string> reply =
+      redis_->Command({"FCALL", "bridge_publish", "2", "bridge:meta:{d.fcall}:d.fcall",
+                       "bridge:stream:{d.fcall}:d.fcall", "d.fcall", "from redis-cli", "1000",
+                       "86400000", "0", "600000"});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_TRUE(reader.WaitForEvents(3));
+  const std::vector<v1::Message> got = MessagesWithoutGaps(reader.events());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].payload(), "from redis-cli");
+  EXPECT_EQ(got[1].offset(), 2u);
+  EXPECT_EQ(got[1].epoch(), epoch);
+}
+
 TEST_F(DurableBridgeTest, HistoryOverGrpcAndWebSocket) {
   auto app = StartApp();
   auto stub = Stub(*app);

@@ -273,18 +273,17 @@ void WsSession::Subscribe(SubscribeCommand command) {
     return state_->hub()->ValidateName("channel", r.first).ok();
   });
   if (valid("channel", channels) && valid("pattern", patterns) && resume_valid) {
+    absl::erase_if(resume, [&](const auto& r) {
+      const absl::Status st = grant_->CheckSubscribeChannel(r.first);
+      // Listed in "channels" too, it is answered there, below.
+      if (!st.ok() && std::find(channels.begin(), channels.end(), r.first) == channels.end()) {
+        Send(ForbiddenFrame(hub::Topic::Channel(r.first), std::string(st.message())));
+      }
+      return !st.ok();
+    });
     std::erase_if(channels, [&](const std::string& channel) {
       const absl::Status st = grant_->CheckSubscribeChannel(channel);
       if (!st.ok()) Send(ForbiddenFrame(hub::Topic::Channel(channel), std::string(st.message())));
-      return !st.ok();
-    });
-    absl::erase_if(resume, [&](const auto& r) {
-      const absl::Status st = grant_->CheckSubscribeChannel(r.first);
-      // Listed in "channels" too, it was answered there already.
-      if (!st.ok() && std::find(command.channels.begin(), command.channels.end(), r.first) ==
-                          command.channels.end()) {
-        Send(ForbiddenFrame(hub::Topic::Channel(r.first), std::string(st.message())));
-      }
       return !st.ok();
     });
     std::erase_if(patterns, [&](const std::string& pattern) {

@@ -2,6 +2,7 @@
 // Redis upstream, gRPC streams next to WebSockets on the same channels.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -317,6 +318,25 @@ TEST(WsAccessTest, TokensAndGrantsDecideWhatASocketMayDo) {
   s = (*c)->ReadOp("subscribed");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)["channel"], "news.eu");
+  // Resumed channels are checked the same way, each refusal told once, even for a channel
+  // named in both lists; and reading a channel's history needs the right to subscribe.
+  ASSERT_TRUE(
+      (*c)->SendJson(
+              {{"op", "subscribe"},
+               {"channels", {"orders"}},
+               {"resume", {{"orders", {{"offset", 1}}}, {"payroll", nlohmann::json::object()}}}})
+          .ok());
+  ASSERT_TRUE((*c)->SendJson({{"op", "history"}, {"channel", "payroll"}}).ok());
+  std::vector<std::string> told;
+  for (int i = 0; i < 3; ++i) {
+    auto refusal = (*c)->ReadOp("error");
+    ASSERT_TRUE(refusal.ok()) << refusal.status();
+    EXPECT_EQ((*refusal)["code"], "forbidden");
+    told.push_back(
+        absl::StrCat((*refusal)["request"].get<std::string>(), ":", refusal->value("channel", "")));
+  }
+  std::sort(told.begin(), told.end());
+  EXPECT_EQ(told, (std::vector<std::string>{"history:", "subscribe:orders", "subscribe:payroll"}));
   // A bad name still refuses the whole op, before any grant is looked at.
   ASSERT_TRUE((*c)->SendJson({{"op", "subscribe"}, {"channels", {"orders", ""}}}).ok());
   auto e = (*c)->ReadOp("error");

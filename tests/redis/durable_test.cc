@@ -344,7 +344,8 @@ TEST_F(DurableTest, APlainSubscriberGetsTheSealedEnvelope) {
   upstream_->Subscribe(Topic::Channel("news"), listener_.AwaitConnected());
   ASSERT_TRUE(listener_.AwaitSubscribed(Topic::Channel("news")));
 
-  const std::string payload("bin\0ary \x1f caf\xc3\xa9", 17);
+  constexpr char kBytes[] = "bin\0ary \x1f caf\xc3\xa9";
+  const std::string payload(kBytes, sizeof(kBytes) - 1);  // the NUL inside included
   absl::StatusOr<DurablePublished> published = Publish("news", payload);
   ASSERT_TRUE(published.ok()) << published.status();
   const auto received = listener_.AwaitMessages(1);
